@@ -1,0 +1,759 @@
+// Clone benchmark for the primary Git server.
+//
+//   npm run bench            (= npm run build && node --import tsx bench/clone.ts)
+//   BENCH_REPO_MB=20 BENCH_RUNS=1 node --import tsx bench/clone.ts   (smoke run)
+//
+// Generates (once, cached in bench/.work/repos) a deterministic bare repository,
+// then in the same run clones it through
+//   - file://                 git clone --no-local (baseline for every ratio)
+//   - OpenSSH                 private sshd + git-upload-pack (reference)
+//   - mirrorfarm HTTPS        https://127.0.0.1:PORT/scm/BENCH/big.git
+//   - mirrorfarm SSH          ssh://git@127.0.0.1:PORT/bench/big.git
+//   - mirrorfarm's repo copy  file:// of the server's on-disk repository (reference)
+// interleaving the variants (rotated order per round), and measures wall time,
+// server CPU (Node vs. reaped git children) and server RSS under 4 concurrent
+// clones. See bench/README.md.
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { defaultCommits, ensureRepo, inspectRepo, type GenParams, type RepoMeta, type RepoShape } from './lib/generate.js';
+import {
+  findServerRepo,
+  gitHttpsEnv,
+  makeDevCa,
+  MirrorfarmUnavailable,
+  setupRepo,
+  startServer,
+  type ServerHandle,
+  type Tls,
+} from './lib/mirrorfarm.js';
+import {
+  clockTicks,
+  initClockTicks,
+  installCleanup,
+  onCleanup,
+  readCpu,
+  readMem,
+  removeAtExit,
+  run,
+  runCleanups,
+  sleep,
+  tail,
+  waitNoDescendants,
+} from './lib/proc.js';
+import { fmt, max, mdTable, median, mib, min, pct, textTable, verdict, type Row } from './lib/report.js';
+import { ensureClientKey, gitSshCommand, startSshd, type ClientKey, type Sshd } from './lib/sshd.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = resolve(here, '..');
+const work = join(here, '.work');
+
+const TARGET_RATIO = 1.05;
+const TARGET_OVERHEAD = 0.1;
+const TARGET_RSS_MIB = 200;
+
+// ---------------------------------------------------------------------------
+// Configuration
+
+interface Config {
+  repoMiB: number;
+  runs: number;
+  refs: number;
+  commits: number;
+  seed: string;
+  warmup: boolean;
+  concurrency: number;
+  skipMirrorfarm: boolean;
+  serverCopy: boolean;
+  cloneTimeoutMs: number;
+  startTimeoutMs: number;
+}
+
+function envNum(name: string, def: number, lo: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return def;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < lo) throw new Error(`${name}=${raw}: expected a number >= ${lo}`);
+  return Math.floor(n);
+}
+
+function envBool(name: string, def: boolean): boolean {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return def;
+  return !['0', 'false', 'no', 'off'].includes(raw.toLowerCase());
+}
+
+function readConfig(): Config {
+  const repoMiB = envNum('BENCH_REPO_MB', 300, 1);
+  return {
+    repoMiB,
+    runs: envNum('BENCH_RUNS', 3, 1),
+    refs: envNum('BENCH_REFS', 3000, 0),
+    commits: envNum('BENCH_COMMITS', defaultCommits(repoMiB), 2),
+    seed: process.env.BENCH_SEED || 'mirrorfarm-bench-1',
+    warmup: envBool('BENCH_WARMUP', true),
+    concurrency: envNum('BENCH_CONCURRENCY', 4, 1),
+    skipMirrorfarm: envBool('BENCH_SKIP_MIRRORFARM', false),
+    serverCopy: envBool('BENCH_SERVER_COPY', true),
+    cloneTimeoutMs: envNum('BENCH_CLONE_TIMEOUT_S', 1800, 10) * 1000,
+    startTimeoutMs: envNum('BENCH_SERVER_START_TIMEOUT_S', 60, 1) * 1000,
+  };
+}
+
+const KNOBS = [
+  'BENCH_REPO_MB',
+  'BENCH_RUNS',
+  'BENCH_REFS',
+  'BENCH_COMMITS',
+  'BENCH_SEED',
+  'BENCH_WARMUP',
+  'BENCH_CONCURRENCY',
+  'BENCH_SKIP_MIRRORFARM',
+  'BENCH_SERVER_COPY',
+  'BENCH_CLONE_TIMEOUT_S',
+  'BENCH_SERVER_START_TIMEOUT_S',
+];
+
+function commandLine(): string {
+  const env = KNOBS.filter((k) => process.env[k] !== undefined && process.env[k] !== '').map((k) => `${k}=${process.env[k]}`);
+  const how = process.env.npm_lifecycle_event === 'bench' ? 'npm run bench' : 'node --import tsx bench/clone.ts';
+  return [...env, how].join(' ');
+}
+
+const t0 = Date.now();
+function log(msg: string): void {
+  const s = ((Date.now() - t0) / 1000).toFixed(1).padStart(7);
+  process.stderr.write(`[bench ${s}s] ${msg}\n`);
+}
+
+// ---------------------------------------------------------------------------
+// Variants
+
+type VariantId = 'file' | 'openssh' | 'mf-https' | 'mf-ssh' | 'mf-file';
+
+interface Variant {
+  id: VariantId;
+  label: string;
+  /** git clone arguments (after `git clone -q --bare`), given the destination and the wrapper's output file. */
+  args(dest: string, cpuOut: string): string[];
+  env: NodeJS.ProcessEnv;
+  /** Server process whose CPU is sampled around each clone. */
+  cpuPid?: number;
+  /** Descendants of cpuPid that must be gone (reaped) before the "after" sample. */
+  reapPattern?: RegExp;
+  /** Clone runs upload-pack through the CPU-recording wrapper. */
+  wrapped: boolean;
+  /** Ratio target vs file:// (mirrorfarm's own transports). */
+  target: boolean;
+}
+
+interface Sample {
+  variant: VariantId;
+  round: number;
+  wallMs: number;
+  /** Server process CPU (utime+stime) delta, seconds. */
+  selfCpu?: number;
+  /** Server reaped-children CPU (cutime+cstime) delta, seconds. */
+  childCpu?: number;
+  /** CPU of git-upload-pack (+ pack-objects) from the wrapper, seconds. */
+  uploadPackCpu?: number;
+  /** Descendants still alive when the "after" sample was taken (should be empty). */
+  unreaped: string[];
+}
+
+const WRAPPER = `#!/bin/bash
+# Runs git-upload-pack and records this shell's /proc stat afterwards: its
+# cutime+cstime is the CPU of upload-pack and the pack-objects it reaped.
+out=$1
+shift
+git-upload-pack "$@"
+rc=$?
+IFS= read -r stat < /proc/$$/stat
+printf '%s\\n' "$stat" > "$out"
+exit $rc
+`;
+
+function uploadPackCpuFrom(file: string): number | undefined {
+  if (!existsSync(file)) return undefined;
+  const stat = readFileSync(file, 'utf8');
+  const rest = stat.slice(stat.lastIndexOf(')') + 2).trim().split(' ');
+  const cutime = Number(rest[16 - 3]);
+  const cstime = Number(rest[17 - 3]);
+  if (!Number.isFinite(cutime) || !Number.isFinite(cstime)) return undefined;
+  return (cutime + cstime) / clockTicks();
+}
+
+interface Ctx {
+  cfg: Config;
+  tmp: string;
+  meta: RepoMeta;
+  mainSha: string;
+  seq: number;
+}
+
+async function cloneOnce(ctx: Ctx, v: Variant, round: number, verify: boolean): Promise<Sample> {
+  const n = ++ctx.seq;
+  const dest = join(ctx.tmp, 'clones', `${v.id}-${n}.git`);
+  const cpuOut = join(ctx.tmp, 'cpu', `${v.id}-${n}.stat`);
+  rmSync(dest, { recursive: true, force: true });
+  const before = v.cpuPid !== undefined ? readCpu(v.cpuPid) : undefined;
+  const r = await run('git', ['clone', '-q', '--bare', ...v.args(dest, cpuOut)], {
+    env: { ...process.env, GIT_TERMINAL_PROMPT: '0', ...v.env },
+    timeoutMs: ctx.cfg.cloneTimeoutMs,
+    check: false,
+  });
+  if (r.code !== 0) {
+    rmSync(dest, { recursive: true, force: true });
+    throw new Error(`${v.label}: git clone failed (exit ${r.code})\n${tail(r.stderr)}`);
+  }
+  const sample: Sample = { variant: v.id, round, wallMs: r.ms, unreaped: [] };
+  if (v.cpuPid !== undefined && before) {
+    sample.unreaped = await waitNoDescendants(v.cpuPid, v.reapPattern ?? /./, 10_000);
+    const after = readCpu(v.cpuPid);
+    sample.selfCpu = (after.self - before.self) / clockTicks();
+    sample.childCpu = (after.children - before.children) / clockTicks();
+  }
+  if (v.wrapped) sample.uploadPackCpu = uploadPackCpuFrom(cpuOut);
+  if (verify) await verifyClone(ctx, v, dest);
+  rmSync(dest, { recursive: true, force: true });
+  rmSync(cpuOut, { force: true });
+  await run('sync', [], { check: false, timeoutMs: 60_000 });
+  return sample;
+}
+
+async function verifyClone(ctx: Ctx, v: Variant, dest: string): Promise<void> {
+  const refs = await run('git', ['-C', dest, 'for-each-ref', '--format=%(refname)']);
+  const count = refs.stdout.split('\n').filter((l) => l.length > 0).length;
+  const main = (await run('git', ['-C', dest, 'rev-parse', 'refs/heads/main'], { check: false })).stdout.trim();
+  if (count !== ctx.meta.refCount || main !== ctx.mainSha) {
+    throw new Error(
+      `${v.label}: clone is incomplete: ${count} refs (expected ${ctx.meta.refCount}), main=${main || '(missing)'} (expected ${ctx.mainSha})`,
+    );
+  }
+}
+
+// ---------------------------------------------------------------------------
+// mirrorfarm setup
+
+interface Mf {
+  tls: Tls;
+  password: string;
+  home: string;
+  server: ServerHandle;
+  pushSeconds: number;
+  serverRepo?: string;
+  serverRepoShape?: RepoShape;
+  startupRssKb: number;
+}
+
+async function startMirrorfarm(cfg: Config, tmp: string, meta: RepoMeta, key: ClientKey): Promise<Mf> {
+  const tls = await makeDevCa(root, join(tmp, 'tls'));
+  const password = randomBytes(18).toString('base64url');
+  const home = join(tmp, 'mf-home');
+  const logPath = join(work, 'logs', 'mirrorfarm-1.log');
+  log('starting mirrorfarm serve ...');
+  const server = await startServer({ root, home, tls, password, logPath, timeoutMs: cfg.startTimeoutMs });
+  onCleanup(() => server.stop());
+  try {
+    return await loadMirrorfarm(server, tls, password, home, meta, key, cfg);
+  } catch (e) {
+    await server.stop();
+    throw e;
+  }
+}
+
+async function loadMirrorfarm(
+  server: ServerHandle,
+  tls: Tls,
+  password: string,
+  home: string,
+  meta: RepoMeta,
+  key: ClientKey,
+  cfg: Config,
+): Promise<Mf> {
+  await sleep(500);
+  const startupRssKb = readMem(server.pid).rssKb;
+  log(`mirrorfarm listening at ${server.baseUrl} (ssh port ${server.sshPort}, pid ${server.pid}); creating project/repo/key`);
+  await setupRepo(server, tls, password, key.publicKey);
+  const url = `https://127.0.0.1:${server.httpPort}/scm/BENCH/big.git`;
+  log(`pushing the repository (${mib(meta.packBytes)}, ${meta.refCount} refs) over HTTPS ...`);
+  const push = await run('git', ['-C', meta.path, 'push', '-q', '--mirror', url], {
+    env: { ...process.env, ...gitHttpsEnv(tls, password) },
+    timeoutMs: cfg.cloneTimeoutMs,
+    check: false,
+  });
+  if (push.code !== 0) {
+    throw new MirrorfarmUnavailable(`git push --mirror ${url} failed (exit ${push.code})\n${tail(push.stderr)}`);
+  }
+  log(`push done in ${(push.ms / 1000).toFixed(1)} s`);
+  const mf: Mf = { tls, password, home, server, pushSeconds: push.ms / 1000, startupRssKb };
+  const serverRepo = findServerRepo(home);
+  if (serverRepo) {
+    mf.serverRepo = serverRepo;
+    mf.serverRepoShape = await inspectRepo(serverRepo);
+    const s = mf.serverRepoShape;
+    log(`server's copy: ${serverRepo}: ${s.packCount} pack(s), ${mib(s.packBytes)}, ${s.looseObjects} loose, bitmap ${s.bitmap ? 'yes' : 'no'}`);
+  } else {
+    log(`could not locate the server's on-disk repository under ${home}; skipping that reference variant`);
+  }
+  return mf;
+}
+
+// ---------------------------------------------------------------------------
+// Concurrency / RSS phase
+
+interface RssResult {
+  startupRssKb: number;
+  startupHwmKb: number;
+  peakSampledKb: number;
+  hwmKb: number;
+  samples: number;
+  wallMs: number;
+  clones: Array<{ kind: string; ms: number }>;
+}
+
+async function rssPhase(ctx: Ctx, mf: Mf, key: ClientKey): Promise<RssResult> {
+  log('restarting mirrorfarm for the RSS measurement ...');
+  await mf.server.stop();
+  const server = await startServer({
+    root,
+    home: mf.home,
+    tls: mf.tls,
+    password: mf.password,
+    logPath: join(work, 'logs', 'mirrorfarm-2.log'),
+    timeoutMs: ctx.cfg.startTimeoutMs,
+  });
+  mf.server = server;
+  onCleanup(() => server.stop());
+  await sleep(1000);
+  const startup = readMem(server.pid);
+  let peak = startup.rssKb;
+  let samples = 0;
+  const timer = setInterval(() => {
+    try {
+      peak = Math.max(peak, readMem(server.pid).rssKb);
+      samples++;
+    } catch {
+      // process gone; reported by the clones failing
+    }
+  }, 50);
+  const n = ctx.cfg.concurrency;
+  log(`${n} concurrent clones (${Math.ceil(n / 2)} HTTPS + ${Math.floor(n / 2)} SSH); sampling VmRSS every 50 ms ...`);
+  const https = `https://127.0.0.1:${server.httpPort}/scm/BENCH/big.git`;
+  const ssh = `ssh://git@127.0.0.1:${server.sshPort}/bench/big.git`;
+  const t = performance.now();
+  const clones = await Promise.all(
+    Array.from({ length: n }, async (_, i) => {
+      const kind = i % 2 === 0 ? 'HTTPS' : 'SSH';
+      const dest = join(ctx.tmp, 'clones', `concurrent-${i}.git`);
+      rmSync(dest, { recursive: true, force: true });
+      const env = kind === 'HTTPS' ? gitHttpsEnv(mf.tls, mf.password) : { GIT_SSH_COMMAND: gitSshCommand(key.keyPath) };
+      const r = await run('git', ['clone', '-q', '--bare', kind === 'HTTPS' ? https : ssh, dest], {
+        env: { ...process.env, GIT_TERMINAL_PROMPT: '0', ...env },
+        timeoutMs: ctx.cfg.cloneTimeoutMs,
+        check: false,
+      });
+      try {
+        if (r.code !== 0) throw new Error(`concurrent ${kind} clone #${i} failed (exit ${r.code})\n${tail(r.stderr)}`);
+        await verifyClone(ctx, { id: 'mf-https', label: `concurrent ${kind} clone #${i}` } as Variant, dest);
+      } finally {
+        rmSync(dest, { recursive: true, force: true });
+      }
+      return { kind, ms: r.ms };
+    }),
+  ).finally(() => clearInterval(timer));
+  const wallMs = performance.now() - t;
+  const end = readMem(server.pid);
+  peak = Math.max(peak, end.rssKb);
+  await run('sync', [], { check: false, timeoutMs: 60_000 });
+  return {
+    startupRssKb: startup.rssKb,
+    startupHwmKb: startup.hwmKb,
+    peakSampledKb: peak,
+    hwmKb: end.hwmKb,
+    samples,
+    wallMs,
+    clones,
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Main
+
+function cleanStaleTmp(tmpRoot: string): void {
+  if (!existsSync(tmpRoot)) return;
+  for (const name of readdirSync(tmpRoot)) {
+    const pid = Number(name);
+    if (Number.isInteger(pid) && pid > 0 && existsSync(`/proc/${pid}`)) continue;
+    rmSync(join(tmpRoot, name), { recursive: true, force: true });
+  }
+}
+
+async function main(): Promise<number> {
+  installCleanup();
+  await initClockTicks();
+  const cfg = readConfig();
+  mkdirSync(join(work, 'logs'), { recursive: true });
+  const tmpRoot = join(work, 'tmp');
+  cleanStaleTmp(tmpRoot);
+  const tmp = join(tmpRoot, String(process.pid));
+  if (/\s/.test(tmp)) throw new Error(`work directory path must not contain whitespace: ${tmp}`);
+  mkdirSync(join(tmp, 'clones'), { recursive: true });
+  mkdirSync(join(tmp, 'cpu'), { recursive: true });
+  removeAtExit(tmp);
+  const wrapper = join(tmp, 'upload-pack-cpu.sh');
+  writeFileSync(wrapper, WRAPPER, { mode: 0o755 });
+
+  const params: GenParams = { seed: cfg.seed, targetMiB: cfg.repoMiB, refs: cfg.refs, commits: cfg.commits };
+  const meta = await ensureRepo(work, params, log);
+  const mainSha = (await run('git', ['-C', meta.path, 'rev-parse', 'refs/heads/main'])).stdout.trim();
+  log(`repository: ${meta.path}: ${mib(meta.packBytes)} in ${meta.packCount} pack(s), ${meta.objectCount} objects, ${meta.refCount} refs`);
+
+  const key = await ensureClientKey(join(work, 'ssh'));
+  const sshd: Sshd = await startSshd(join(work, 'ssh'), key, join(work, 'logs', 'sshd.log'));
+  onCleanup(() => sshd.stop());
+  log(`OpenSSH sshd listening on 127.0.0.1:${sshd.port} (pid ${sshd.pid})`);
+
+  let mf: Mf | undefined;
+  let mfError: string | undefined;
+  if (cfg.skipMirrorfarm) {
+    mfError = 'skipped (BENCH_SKIP_MIRRORFARM)';
+  } else {
+    try {
+      mf = await startMirrorfarm(cfg, tmp, meta, key);
+    } catch (e) {
+      mfError = e instanceof Error ? e.message : String(e);
+      process.stderr.write(
+        `\n*** mirrorfarm part FAILED: the server could not be started or loaded; running the baselines only ***\n${mfError}\n\n`,
+      );
+    }
+  }
+
+  const up = (out: string): string => `/bin/bash ${wrapper} ${out}`;
+  const sshCmd = gitSshCommand(key.keyPath);
+  const variants: Variant[] = [
+    {
+      id: 'file',
+      label: 'file:// (git clone --no-local)',
+      args: (d, o) => ['--no-local', '-u', up(o), `file://${meta.path}`, d],
+      env: {},
+      wrapped: true,
+      target: false,
+    },
+    {
+      id: 'openssh',
+      label: 'OpenSSH + git-upload-pack',
+      args: (d, o) => ['-u', up(o), `ssh://root@127.0.0.1:${sshd.port}${meta.path}`, d],
+      env: { GIT_SSH_COMMAND: sshCmd },
+      cpuPid: sshd.pid,
+      reapPattern: /./,
+      wrapped: true,
+      target: false,
+    },
+  ];
+  if (mf) {
+    const m = mf;
+    variants.push(
+      {
+        id: 'mf-https',
+        label: 'mirrorfarm HTTPS',
+        args: (d) => [`https://127.0.0.1:${m.server.httpPort}/scm/BENCH/big.git`, d],
+        env: gitHttpsEnv(m.tls, m.password),
+        cpuPid: m.server.pid,
+        reapPattern: /^(git|sh|bash)/,
+        wrapped: false,
+        target: true,
+      },
+      {
+        id: 'mf-ssh',
+        label: 'mirrorfarm SSH',
+        args: (d) => [`ssh://git@127.0.0.1:${m.server.sshPort}/bench/big.git`, d],
+        env: { GIT_SSH_COMMAND: sshCmd },
+        cpuPid: m.server.pid,
+        reapPattern: /^(git|sh|bash)/,
+        wrapped: false,
+        target: true,
+      },
+    );
+    if (cfg.serverCopy && m.serverRepo) {
+      const repo = m.serverRepo;
+      variants.push({
+        id: 'mf-file',
+        label: "file:// of mirrorfarm's on-disk copy",
+        args: (d, o) => ['--no-local', '-u', up(o), `file://${repo}`, d],
+        env: {},
+        wrapped: true,
+        target: false,
+      });
+    }
+  }
+
+  const ctx: Ctx = { cfg, tmp, meta, mainSha, seq: 0 };
+  const verified = new Set<VariantId>();
+  if (cfg.warmup) {
+    log(`warm-up: one untimed, verified clone per variant (${variants.map((v) => v.id).join(', ')})`);
+    for (const v of variants) {
+      await cloneOnce(ctx, v, -1, true);
+      verified.add(v.id);
+    }
+  }
+  const samples: Sample[] = [];
+  for (let r = 0; r < cfg.runs; r++) {
+    const order = variants.map((_, i) => variants[(i + r) % variants.length] as Variant);
+    log(`round ${r + 1}/${cfg.runs}: ${order.map((v) => v.id).join(' -> ')}`);
+    for (const v of order) {
+      const s = await cloneOnce(ctx, v, r, !verified.has(v.id));
+      verified.add(v.id);
+      samples.push(s);
+      const cpu =
+        s.selfCpu !== undefined ? `  server self ${fmt(s.selfCpu)} s, children ${fmt(s.childCpu)} s` : '';
+      const upc = s.uploadPackCpu !== undefined ? `  upload-pack ${fmt(s.uploadPackCpu)} s` : '';
+      log(`  ${v.id.padEnd(9)} ${(s.wallMs / 1000).toFixed(2)} s${cpu}${upc}${s.unreaped.length ? `  UNREAPED: ${s.unreaped.join(',')}` : ''}`);
+    }
+  }
+
+  let seqHwmKb: number | undefined;
+  let rss: RssResult | undefined;
+  let rssError: string | undefined;
+  if (mf) {
+    seqHwmKb = readMem(mf.server.pid).hwmKb;
+    try {
+      rss = await rssPhase(ctx, mf, key);
+    } catch (e) {
+      rssError = e instanceof Error ? e.message : String(e);
+      log(`RSS phase failed: ${rssError}`);
+    }
+  }
+
+  await runCleanups();
+
+  const report = buildReport({ cfg, meta, samples, variants, mf, mfError, rss, rssError, seqHwmKb });
+  process.stdout.write(report.text + '\n');
+  writeFileSync(join(work, 'last-results.md'), report.markdown + '\n');
+  log(`wrote ${join(work, 'last-results.md')}; total ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+  return mfError && !cfg.skipMirrorfarm ? 1 : rssError ? 1 : 0;
+}
+
+// ---------------------------------------------------------------------------
+// Report
+
+interface ReportInput {
+  cfg: Config;
+  meta: RepoMeta;
+  samples: Sample[];
+  variants: Variant[];
+  mf: Mf | undefined;
+  mfError: string | undefined;
+  rss: RssResult | undefined;
+  rssError: string | undefined;
+  seqHwmKb: number | undefined;
+}
+
+function buildReport(i: ReportInput): { text: string; markdown: string } {
+  const { cfg, meta, samples, variants } = i;
+  const byVariant = (id: VariantId): Sample[] => samples.filter((s) => s.variant === id);
+  const fileByRound = new Map<number, number>();
+  for (const s of byVariant('file')) fileByRound.set(s.round, s.wallMs);
+  const ratiosOf = (id: VariantId): number[] =>
+    byVariant(id)
+      .map((s) => s.wallMs / (fileByRound.get(s.round) ?? NaN))
+      .filter((x) => Number.isFinite(x));
+
+  // (a) wall time
+  const allIds: VariantId[] = ['mf-https', 'mf-ssh', 'openssh', 'file', 'mf-file'];
+  const labels: Record<VariantId, string> = {
+    'mf-https': 'mirrorfarm HTTPS',
+    'mf-ssh': 'mirrorfarm SSH',
+    openssh: 'OpenSSH + git-upload-pack',
+    file: 'file:// (baseline)',
+    'mf-file': "file:// of server's copy",
+  };
+  const present = new Set(variants.map((v) => v.id));
+  const results: Array<{ name: string; ok: boolean | undefined }> = [];
+  const aRows: Row[] = [];
+  for (const id of allIds) {
+    const isTarget = id === 'mf-https' || id === 'mf-ssh';
+    if (!present.has(id)) {
+      if (isTarget) {
+        aRows.push([labels[id], 'n/a', 'n/a', 'n/a', `<= ${TARGET_RATIO.toFixed(2)}x`, 'n/a (server unavailable)']);
+        results.push({ name: `${labels[id]} wall time`, ok: undefined });
+      }
+      continue;
+    }
+    const walls = byVariant(id).map((s) => s.wallMs / 1000);
+    const ratios = ratiosOf(id);
+    const mr = median(ratios);
+    const ok = isTarget ? mr <= TARGET_RATIO : undefined;
+    if (isTarget) results.push({ name: `${labels[id]} wall time`, ok });
+    aRows.push([
+      labels[id],
+      fmt(median(walls)),
+      `${fmt(min(walls))}-${fmt(max(walls))}`,
+      id === 'file' ? '1.00x' : `${fmt(mr)}x (${ratios.map((x) => fmt(x)).join(', ')})`,
+      isTarget ? `<= ${TARGET_RATIO.toFixed(2)}x` : id === 'file' ? 'baseline' : 'reference',
+      isTarget ? verdict(ok) : '',
+    ]);
+  }
+  const aHead: Row = ['variant', 'median s', 'min-max s', 'ratio vs file:// (median; per round)', 'target', 'result'];
+
+  // (b) CPU
+  const bRows: Row[] = [];
+  for (const id of ['mf-https', 'mf-ssh'] as const) {
+    if (!present.has(id)) {
+      bRows.push([labels[id], 'n/a', 'n/a', 'n/a', `< ${pct(TARGET_OVERHEAD, 0)}`, 'n/a (server unavailable)']);
+      results.push({ name: `${labels[id]} CPU overhead`, ok: undefined });
+      continue;
+    }
+    const ss = byVariant(id);
+    const self = median(ss.map((s) => s.selfCpu ?? NaN));
+    const child = median(ss.map((s) => s.childCpu ?? NaN));
+    const overhead = median(ss.map((s) => (s.selfCpu ?? NaN) / (s.childCpu ?? NaN)));
+    const ok = overhead < TARGET_OVERHEAD;
+    results.push({ name: `${labels[id]} CPU overhead`, ok });
+    bRows.push([labels[id], fmt(self), fmt(child), pct(overhead), `< ${pct(TARGET_OVERHEAD, 0)}`, verdict(ok)]);
+  }
+  {
+    const ss = byVariant('openssh');
+    const up = median(ss.map((s) => s.uploadPackCpu ?? NaN));
+    const sshdCpu = median(ss.map((s) => (s.childCpu ?? NaN) + (s.selfCpu ?? 0) - (s.uploadPackCpu ?? NaN)));
+    const ov = median(ss.map((s) => ((s.childCpu ?? NaN) + (s.selfCpu ?? 0) - (s.uploadPackCpu ?? NaN)) / (s.uploadPackCpu ?? NaN)));
+    bRows.push(['OpenSSH sshd (reference)', fmt(sshdCpu), fmt(up), pct(ov), 'reference', '']);
+  }
+  const upFile = median(byVariant('file').map((s) => s.uploadPackCpu ?? NaN));
+  bRows.push(['git upload-pack alone, file://', '-', fmt(upFile), '-', 'reference', '']);
+  if (present.has('mf-file')) {
+    const upMf = median(byVariant('mf-file').map((s) => s.uploadPackCpu ?? NaN));
+    bRows.push(["git upload-pack alone, server's copy", '-', fmt(upMf), '-', 'reference', '']);
+  }
+  const bHead: Row = ['server', 'server-process CPU s', 'git children CPU s', 'overhead', 'target', 'result'];
+  const unreaped = samples.filter((s) => s.unreaped.length > 0).length;
+  const measured = samples.filter((s) => s.selfCpu !== undefined).length;
+
+  // (c) RSS
+  const cRows: Row[] = [];
+  const kbMiB = (kb: number | undefined): string => (kb === undefined ? 'n/a' : `${(kb / 1024).toFixed(1)}`);
+  if (i.rss) {
+    const r = i.rss;
+    const peak = Math.max(r.peakSampledKb, r.hwmKb);
+    const ok = peak / 1024 < TARGET_RSS_MIB;
+    results.push({ name: `server peak RSS (${cfg.concurrency} concurrent clones)`, ok });
+    cRows.push(['startup VmRSS (1 s after listening)', kbMiB(r.startupRssKb), '', '']);
+    cRows.push([`peak VmRSS sampled every 50 ms (${r.samples} samples)`, kbMiB(r.peakSampledKb), '', '']);
+    cRows.push([`VmHWM after ${cfg.concurrency} concurrent clones`, kbMiB(r.hwmKb), `< ${TARGET_RSS_MIB} MiB`, verdict(ok)]);
+    cRows.push(['VmHWM of the first server after the sequential rounds', kbMiB(i.seqHwmKb), 'reference', '']);
+    cRows.push([
+      `concurrent clones wall s (${r.clones.map((c) => c.kind).join(', ')})`,
+      `${fmt(r.wallMs / 1000)} (${r.clones.map((c) => fmt(c.ms / 1000)).join(', ')})`,
+      '',
+      '',
+    ]);
+  } else {
+    results.push({ name: `server peak RSS (${cfg.concurrency} concurrent clones)`, ok: undefined });
+    cRows.push([`VmHWM after ${cfg.concurrency} concurrent clones`, 'n/a', `< ${TARGET_RSS_MIB} MiB`, `n/a${i.rssError ? ' (failed)' : ''}`]);
+  }
+  const cHead: Row = ['server memory', 'MiB', 'target', 'result'];
+
+  const cpu = cpus();
+  const env: Array<[string, string]> = [
+    ['command', commandLine()],
+    ['date', new Date().toISOString()],
+    ['machine', `${cpu.length} cores (${cpu[0]?.model ?? 'unknown'}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM`],
+    ['git', meta.gitVersion],
+    ['node', process.version],
+    [
+      'repository',
+      `${mib(meta.packBytes)} in ${meta.packCount} pack (bitmap: ${meta.bitmap ? 'yes' : 'no'}), ${meta.objectCount} objects, ${meta.refCount} refs (${meta.branchCount} branches, ${meta.tagCount} tags), ${meta.params.commits} commits on main, seed ${meta.params.seed}`,
+    ],
+    ['rounds', `${cfg.runs} (variant order rotated per round${cfg.warmup ? ', after one untimed warm-up clone per variant' : ''})`],
+    ['clone command', 'git clone -q --bare [--no-local] URL DEST (fresh DEST, deleted after each clone)'],
+  ];
+  if (i.mf) {
+    env.push(['mirrorfarm load', `git push --mirror over HTTPS: ${fmt(i.mf.pushSeconds, 1)} s`]);
+    const s = i.mf.serverRepoShape;
+    env.push([
+      "server's on-disk copy",
+      s ? `${i.mf.serverRepo}: ${s.packCount} pack(s), ${mib(s.packBytes)}, ${s.looseObjects} loose objects, bitmap: ${s.bitmap ? 'yes' : 'no'}` : 'not found',
+    ]);
+  } else {
+    env.push(['mirrorfarm', `UNAVAILABLE: ${(i.mfError ?? '').split('\n')[0]}`]);
+  }
+
+  const notes: string[] = [
+    `Ratios are per round (variant wall time / file:// wall time of the same round), median over ${cfg.runs} round(s).`,
+    `Server CPU: /proc/<pid>/stat utime+stime of the server process (Node, all threads) and cutime+cstime (reaped children: git upload-pack and the pack-objects it reaps), before and after each clone; overhead = process / children. Children still alive at the "after" sample: ${unreaped} of ${measured} clones.`,
+    'git upload-pack CPU for file:// and OpenSSH comes from a bash wrapper (-u) that records its own cutime+cstime after upload-pack exits; the OpenSSH row\'s "server-process CPU" is sshd\'s own share (listener + session processes minus upload-pack).',
+    `Clock ticks: ${clockTicks()} Hz (10 ms resolution at 100 Hz).`,
+  ];
+  if (i.rssError) notes.push(`RSS phase failed: ${i.rssError.split('\n')[0]}`);
+  if (i.mfError && !cfg.skipMirrorfarm) notes.push(`mirrorfarm failed: ${i.mfError.split('\n').slice(0, 3).join(' / ')}`);
+
+  const summary = results.map((r) => `${verdict(r.ok)}  ${r.name}`);
+
+  const text = [
+    '',
+    '== mirrorfarm clone benchmark ==',
+    ...env.map(([k, v]) => `${k.padEnd(22)} ${v}`),
+    '',
+    '(a) full clone wall time',
+    textTable(aHead, aRows),
+    '',
+    '(b) server CPU per clone (median)',
+    textTable(bHead, bRows),
+    '',
+    '(c) server memory',
+    textTable(cHead, cRows),
+    '',
+    'targets:',
+    ...summary.map((s) => `  ${s}`),
+    '',
+    ...notes.map((n) => `note: ${n}`),
+  ].join('\n');
+
+  const markdown = [
+    '# mirrorfarm clone benchmark: last results',
+    '',
+    ...env.map(([k, v]) => `- **${k}**: ${k === 'command' ? '`' + v + '`' : v}`),
+    '',
+    '## (a) Full clone wall time',
+    '',
+    mdTable(aHead, aRows),
+    '',
+    '## (b) Server CPU per clone (median)',
+    '',
+    mdTable(bHead, bRows),
+    '',
+    '## (c) Server memory',
+    '',
+    mdTable(cHead, cRows),
+    '',
+    '## Targets',
+    '',
+    ...summary.map((s) => `- ${s}`),
+    '',
+    '## Notes',
+    '',
+    ...notes.map((n) => `- ${n}`),
+    '',
+    '## Raw samples',
+    '',
+    mdTable(
+      ['round', 'variant', 'wall s', 'server-process CPU s', 'children CPU s', 'upload-pack CPU s'],
+      samples.map((s) => [String(s.round + 1), s.variant, fmt(s.wallMs / 1000, 3), fmt(s.selfCpu), fmt(s.childCpu), fmt(s.uploadPackCpu)]),
+    ),
+  ].join('\n');
+  return { text, markdown };
+}
+
+main().then(
+  async (code) => {
+    await runCleanups();
+    process.exit(code);
+  },
+  async (e: unknown) => {
+    process.stderr.write(`\nbench: FAILED: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    await runCleanups();
+    process.exit(2);
+  },
+);

@@ -1,0 +1,58 @@
+// Turns presented credentials into a principal: HTTP Basic with a password or a personal access token
+// (Bitbucket habit: the token goes where the password would), or a Bearer token. SSH keys are resolved by the
+// SSH transport after the signature has been verified.
+import { ANONYMOUS, type Principal } from '../access/authorize.js';
+import { tokenCap, type Users } from '../domain/users.js';
+import { Errors } from '../errors.js';
+import type { Metrics } from '../obs/metrics.js';
+import type { User } from '../store/tables.js';
+
+export function userPrincipal(user: User, via: 'password' | 'token' | 'ssh-key', permissions?: string[]): Principal {
+  return {
+    kind: 'user',
+    userId: user.id,
+    name: user.name,
+    sysadmin: !!user.is_sysadmin,
+    via,
+    ...(permissions ? { tokenCap: tokenCap(permissions) } : {}),
+  };
+}
+
+export class Authenticator {
+  constructor(
+    private readonly users: Users,
+    private readonly metrics: Metrics,
+  ) {}
+
+  /** Anonymous when there is no Authorization header; throws BAD_CREDENTIALS when credentials are wrong. */
+  async fromAuthorizationHeader(header: string | undefined): Promise<Principal> {
+    if (!header) return ANONYMOUS;
+    const space = header.indexOf(' ');
+    const scheme = header.slice(0, space).toLowerCase();
+    const value = header.slice(space + 1).trim();
+    if (scheme === 'bearer') return this.record(await this.byToken(value));
+    if (scheme !== 'basic') throw Errors.badCredentials();
+    const decoded = Buffer.from(value, 'base64').toString('utf8');
+    const colon = decoded.indexOf(':');
+    if (colon <= 0) throw Errors.badCredentials();
+    return this.record(await this.byPassword(decoded.slice(0, colon), decoded.slice(colon + 1)));
+  }
+
+  private record(principal: Principal | undefined): Principal {
+    this.metrics.authentications.inc({ outcome: principal ? 'success' : 'failure' });
+    if (!principal) throw Errors.badCredentials();
+    return principal;
+  }
+
+  private async byToken(secret: string, expectedUser?: string): Promise<Principal | undefined> {
+    const found = await this.users.verifyToken(secret);
+    if (!found || (expectedUser !== undefined && found.user.name !== expectedUser.toLowerCase())) return undefined;
+    return userPrincipal(found.user, 'token', JSON.parse(found.token.permissions) as string[]);
+  }
+
+  private async byPassword(name: string, secret: string): Promise<Principal | undefined> {
+    if (secret.startsWith('mft_')) return this.byToken(secret, name);
+    const user = await this.users.verifyPassword(name, secret);
+    return user ? userPrincipal(user, 'password') : undefined;
+  }
+}

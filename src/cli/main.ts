@@ -1,0 +1,77 @@
+#!/usr/bin/env node
+// The mirrorfarm command line: serve, admin, dev-ca, demo.
+import { Command, Option } from 'commander';
+import { ConfigError, loadConfig } from '../config/load.js';
+import { createLogger } from '../obs/logger.js';
+import { startPrimary } from '../server/primary.js';
+import { writeDevCa } from '../tls/dev-ca.js';
+import { VERSION } from '../version.js';
+import { registerAdminCommands } from './admin.js';
+import { runDemo } from './demo.js';
+
+const program = new Command('mirrorfarm').version(VERSION).description('A Git server with smart mirrors.');
+
+program
+  .command('serve')
+  .description('Run a server (primary or mirror, as configured).')
+  .addOption(new Option('-c, --config <file>', 'YAML configuration file').env('MIRRORFARM_CONFIG'))
+  .action(async (options: { config?: string }) => {
+    let config;
+    try {
+      config = loadConfig({ ...(options.config ? { file: options.config } : {}) });
+    } catch (err) {
+      if (err instanceof ConfigError) {
+        process.stderr.write(`mirrorfarm: ${err.message}\n`);
+        process.exit(2);
+      }
+      throw err;
+    }
+    const log = createLogger(config.log.level);
+    if (config.mode !== 'primary') {
+      log.fatal({ mode: config.mode }, 'mirror mode is not available in this version');
+      process.exit(2);
+    }
+    const server = await startPrimary(config, log);
+    if (server.generatedAdminPasswordFile) {
+      process.stderr.write(`mirrorfarm: the password of the sysadmin "admin" was written to ${server.generatedAdminPasswordFile}\n`);
+    }
+    const shutdown = (signal: string) => {
+      log.info({ signal }, 'signal received');
+      server.stop().then(
+        () => process.exit(0),
+        (err: Error) => {
+          log.error({ err }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
+    };
+    process.once('SIGTERM', () => shutdown('SIGTERM'));
+    process.once('SIGINT', () => shutdown('SIGINT'));
+  });
+
+program
+  .command('dev-ca')
+  .description('Write a local development CA (ca.crt) and a server certificate (tls.crt, tls.key) for the given hosts.')
+  .requiredOption('--out <dir>', 'output directory')
+  .option('--host <name...>', 'host names and IP addresses the certificate covers', ['localhost', '127.0.0.1', '::1'])
+  .option('--days <n>', 'server certificate validity in days', (v) => parseInt(v, 10))
+  .action(async (options: { out: string; host: string[]; days?: number }) => {
+    const files = await writeDevCa({ outDir: options.out, hosts: options.host, ...(options.days ? { days: options.days } : {}) });
+    process.stdout.write(
+      `CA certificate:     ${files.caCert}\nserver certificate: ${files.tlsCert}\nserver key:         ${files.tlsKey}\n` +
+        `Trust it in git with: git config --global http.sslCAInfo ${files.caCert}\n`,
+    );
+  });
+
+program
+  .command('demo')
+  .description('Run a primary on embedded defaults (what `npm start` does): home under ./.home, dev CA, sample project.')
+  .option('--home <dir>', 'where the demo keeps its data', '.home')
+  .action(async (options: { home: string }) => runDemo(options.home));
+
+registerAdminCommands(program);
+
+program.parseAsync(process.argv).catch((err: Error) => {
+  process.stderr.write(`mirrorfarm: ${err.message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,73 @@
+// The one configuration schema. The TypeScript type of the configuration is derived from it, defaults live
+// in it, and both the YAML file and MIRRORFARM_* environment variables are validated against it.
+import { Type, type Static } from '@sinclair/typebox';
+
+const port = (fallback?: number) => Type.Integer({ minimum: 0, maximum: 65535, ...(fallback === undefined ? {} : { default: fallback }) });
+
+export const ConfigSchema = Type.Object(
+  {
+    mode: Type.Union([Type.Literal('primary'), Type.Literal('mirror')], { default: 'primary' }),
+    home: Type.String({ minLength: 1, default: 'mirrorfarm-home', description: 'Directory for the database, repositories and keys; relative paths resolve against the working directory.' }),
+    baseUrl: Type.Optional(Type.String({ pattern: '^https?://', description: 'Public URL of this server, as clients reach it (e.g. behind a TLS-terminating proxy). Derived from the listener when unset.' })),
+    displayName: Type.String({ default: 'mirrorfarm' }),
+    http: Type.Object(
+      {
+        host: Type.String({ default: '0.0.0.0' }),
+        port: port(7990),
+        tls: Type.Object(
+          {
+            cert: Type.Optional(Type.String({ description: 'PEM certificate chain file; enables HTTPS.' })),
+            key: Type.Optional(Type.String({ description: 'PEM private key file.' })),
+          },
+          { additionalProperties: false, default: {} },
+        ),
+        trustProxy: Type.Boolean({ default: false, description: 'Trust X-Forwarded-* headers from a proxy in front.' }),
+        maxRequestBodyBytes: Type.Integer({ minimum: 1024, default: 1048576, description: 'Limit for REST request bodies.' }),
+        maxFetchRequestBytes: Type.Integer({ minimum: 1024, default: 104857600, description: 'Limit for a git fetch negotiation request (after gzip decoding).' }),
+        maxPushBytes: Type.Integer({ minimum: 1024, default: 10737418240, description: 'Limit for one git push request body (after gzip decoding).' }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    ssh: Type.Object(
+      {
+        enabled: Type.Boolean({ default: true }),
+        host: Type.String({ default: '0.0.0.0' }),
+        port: port(7999),
+        publicHost: Type.Optional(Type.String({ description: 'Host name in SSH clone URLs; defaults to the host of baseUrl.' })),
+        publicPort: Type.Optional(port()),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    admin: Type.Object(
+      {
+        password: Type.Optional(Type.String({ minLength: 8, description: 'Password for the sysadmin "admin" created on first start.' })),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    git: Type.Object(
+      {
+        binary: Type.String({ default: 'git' }),
+        timeoutSeconds: Type.Integer({ minimum: 1, default: 21600, description: 'Upper bound for one git transfer.' }),
+        defaultBranch: Type.String({ default: 'main' }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    events: Type.Object(
+      {
+        retentionDays: Type.Integer({ minimum: 1, default: 30 }),
+        maxEvents: Type.Integer({ minimum: 1000, default: 1000000 }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    log: Type.Object(
+      {
+        level: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    shutdownTimeoutSeconds: Type.Integer({ minimum: 0, default: 30, description: 'How long running transfers may finish after SIGTERM.' }),
+  },
+  { additionalProperties: false },
+);
+
+export type Config = Static<typeof ConfigSchema>;

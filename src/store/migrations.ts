@@ -1,0 +1,103 @@
+// Versioned schema migrations, applied in order at startup by Kysely's Migrator. Never edit a released
+// migration; add a new one. Types stick to what both SQLite and PostgreSQL accept.
+import { sql, type Kysely, type Migration } from 'kysely';
+
+export const migrations: Record<string, Migration> = {
+  '0001_initial': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('users')
+        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('name', 'text', (c) => c.notNull().unique())
+        .addColumn('display_name', 'text', (c) => c.notNull())
+        .addColumn('email', 'text')
+        .addColumn('password_hash', 'text')
+        .addColumn('is_sysadmin', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('active', 'integer', (c) => c.notNull().defaultTo(1))
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('ssh_keys')
+        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('user_id', 'integer', (c) => c.notNull().references('users.id').onDelete('cascade'))
+        .addColumn('label', 'text', (c) => c.notNull())
+        .addColumn('algorithm', 'text', (c) => c.notNull())
+        .addColumn('public_key', 'text', (c) => c.notNull())
+        .addColumn('fingerprint', 'text', (c) => c.notNull().unique())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('ssh_keys_user').on('ssh_keys').column('user_id').execute();
+      await db.schema
+        .createTable('access_tokens')
+        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('user_id', 'integer', (c) => c.notNull().references('users.id').onDelete('cascade'))
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('secret_hash', 'text', (c) => c.notNull())
+        .addColumn('permissions', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'bigint')
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('last_used_at', 'bigint')
+        .execute();
+      await db.schema.createIndex('access_tokens_user').on('access_tokens').column('user_id').execute();
+      await db.schema
+        .createTable('projects')
+        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('key', 'text', (c) => c.notNull().unique())
+        .addColumn('name', 'text', (c) => c.notNull().unique())
+        .addColumn('description', 'text')
+        .addColumn('is_public', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('repositories')
+        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('project_id', 'integer', (c) => c.notNull().references('projects.id'))
+        .addColumn('slug', 'text', (c) => c.notNull())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('description', 'text')
+        .addColumn('is_public', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addUniqueConstraint('repositories_project_slug', ['project_id', 'slug'])
+        .execute();
+      await db.schema
+        .createTable('permissions')
+        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('user_id', 'integer', (c) => c.notNull().references('users.id').onDelete('cascade'))
+        .addColumn('project_id', 'integer', (c) => c.references('projects.id').onDelete('cascade'))
+        .addColumn('repository_id', 'integer', (c) => c.references('repositories.id').onDelete('cascade'))
+        .addColumn('permission', 'text', (c) => c.notNull())
+        .addUniqueConstraint('permissions_scope', ['user_id', 'project_id', 'repository_id'])
+        .execute();
+      await db.schema.createIndex('permissions_project').on('permissions').column('project_id').execute();
+      await db.schema.createIndex('permissions_repository').on('permissions').column('repository_id').execute();
+      // The last ref state recorded in the event log, per repository: diffing git's refs against it yields
+      // exact old/new values for every change, whichever way the change was made.
+      await db.schema
+        .createTable('refs')
+        .addColumn('repository_id', 'integer', (c) => c.notNull().references('repositories.id').onDelete('cascade'))
+        .addColumn('ref', 'text', (c) => c.notNull())
+        .addColumn('target', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('refs_pk', ['repository_id', 'ref'])
+        .execute();
+      // A row per ref-changing git process that started but has not been reconciled: after a crash these
+      // repositories are diffed again at startup, so no ref change escapes the event log.
+      await db.schema
+        .createTable('pending_ref_changes')
+        .addColumn('token', 'text', (c) => c.primaryKey())
+        .addColumn('repository_id', 'integer', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('events')
+        .addColumn('seq', 'bigint', (c) => c.primaryKey())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('type', 'text', (c) => c.notNull())
+        .addColumn('project_id', 'integer')
+        .addColumn('repository_id', 'integer')
+        .addColumn('data', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('events_created').on('events').column('created_at').execute();
+      await sql`select 1`.execute(db);
+    },
+  },
+};

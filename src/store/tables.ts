@@ -1,0 +1,104 @@
+// Table row types for Kysely. Timestamps are epoch milliseconds; booleans are 0/1 (SQLite has no boolean type).
+import type { Generated, Insertable, Selectable, Updateable } from 'kysely';
+
+export interface UsersTable {
+  id: Generated<number>;
+  name: string; // login name and slug, lower case
+  display_name: string;
+  email: string | null;
+  password_hash: string | null;
+  is_sysadmin: number;
+  active: number;
+  created_at: number;
+}
+
+export interface SshKeysTable {
+  id: Generated<number>;
+  user_id: number;
+  label: string;
+  algorithm: string;
+  public_key: string; // "type base64", without the comment
+  fingerprint: string; // SHA256:...
+  created_at: number;
+}
+
+export interface AccessTokensTable {
+  id: Generated<number>;
+  user_id: number;
+  name: string;
+  secret_hash: string; // sha256 hex of the secret part; the token itself is shown once and never stored
+  permissions: string; // JSON array of PROJECT_READ / REPO_WRITE / ...
+  expires_at: number | null;
+  created_at: number;
+  last_used_at: number | null;
+}
+
+export interface ProjectsTable {
+  id: Generated<number>;
+  key: string; // upper case
+  name: string;
+  description: string | null;
+  is_public: number;
+  created_at: number;
+}
+
+export interface RepositoriesTable {
+  id: Generated<number>;
+  project_id: number;
+  slug: string;
+  name: string;
+  description: string | null;
+  is_public: number;
+  created_at: number;
+}
+
+export interface PermissionsTable {
+  id: Generated<number>;
+  user_id: number;
+  project_id: number | null;
+  repository_id: number | null;
+  permission: string; // PROJECT_READ ... REPO_ADMIN
+}
+
+export interface RefsTable {
+  repository_id: number;
+  ref: string; // HEAD holds "ref: refs/heads/main"
+  target: string;
+}
+
+export interface PendingRefChangesTable {
+  token: string;
+  repository_id: number;
+  created_at: number;
+}
+
+export interface EventsTable {
+  seq: number;
+  created_at: number;
+  type: string;
+  project_id: number | null;
+  repository_id: number | null;
+  data: string; // JSON
+}
+
+export interface Database {
+  users: UsersTable;
+  ssh_keys: SshKeysTable;
+  access_tokens: AccessTokensTable;
+  projects: ProjectsTable;
+  repositories: RepositoriesTable;
+  permissions: PermissionsTable;
+  refs: RefsTable;
+  pending_ref_changes: PendingRefChangesTable;
+  events: EventsTable;
+}
+
+export type User = Selectable<UsersTable>;
+export type NewUser = Insertable<UsersTable>;
+export type UserUpdate = Updateable<UsersTable>;
+export type SshKey = Selectable<SshKeysTable>;
+export type AccessToken = Selectable<AccessTokensTable>;
+export type Project = Selectable<ProjectsTable>;
+export type Repository = Selectable<RepositoriesTable>;
+export type PermissionRow = Selectable<PermissionsTable>;
+export type EventRow = Selectable<EventsTable>;

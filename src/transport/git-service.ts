@@ -1,0 +1,140 @@
+// What HTTP and SSH have in common: find the repository, authorize the principal, and run upload-pack or
+// receive-pack. Transports differ only in how they establish the principal and wire up stdio.
+import { randomUUID } from 'node:crypto';
+import { authorize, type Principal } from '../access/authorize.js';
+import type { Permissions } from '../domain/permissions.js';
+import type { Repositories, RepositoryView } from '../domain/repositories.js';
+import { Errors } from '../errors.js';
+import type { HookEndpoint } from '../git/hook-endpoint.js';
+import type { RepoStore } from '../git/repo-store.js';
+import { GitCommand, type GitProcess, type GitRunner } from '../git/runner.js';
+import type { Readable, Writable } from 'node:stream';
+import type { Logger } from '../obs/logger.js';
+import type { Metrics } from '../obs/metrics.js';
+
+export type GitServiceName = 'upload-pack' | 'receive-pack';
+export type Transport = 'http' | 'ssh';
+
+/** Git-Protocol / GIT_PROTOCOL: colon-separated key[=value] items, e.g. "version=2". */
+const GIT_PROTOCOL = /^[A-Za-z0-9._-]+(=[A-Za-z0-9._-]*)?(:[A-Za-z0-9._-]+(=[A-Za-z0-9._-]*)?)*$/;
+
+export function validGitProtocol(value: string | undefined): string | undefined {
+  if (value === undefined || value === '') return undefined;
+  if (value.length > 256 || !GIT_PROTOCOL.test(value)) {
+    throw Errors.invalid('Malformed Git-Protocol header: expected items like "version=2" separated by ":".');
+  }
+  return value;
+}
+
+export interface GitRunOptions {
+  transport: Transport;
+  principal: Principal;
+  /** HTTP's first step (ref advertisement) or its stateless request; SSH runs neither. */
+  mode: 'advertise' | 'stateless' | 'stream';
+  gitProtocol?: string;
+  signal?: AbortSignal;
+}
+
+export interface GitRun {
+  child: GitProcess;
+  /** Streams the client's input into git (none for a ref advertisement) and git's output to the client. */
+  connect(input: Readable | null, output: Writable): void;
+  /** Resolves when git has exited and the push (if any) is recorded; true when git succeeded. */
+  done: Promise<boolean>;
+}
+
+export class GitService {
+  private active = 0;
+  private idleWaiters: Array<() => void> = [];
+
+  constructor(
+    private readonly repositories: Repositories,
+    private readonly permissions: Permissions,
+    private readonly store: RepoStore,
+    private readonly git: GitRunner,
+    private readonly hooks: HookEndpoint,
+    private readonly metrics: Metrics,
+    private readonly log: Logger,
+  ) {}
+
+  /** Finds the repository and checks the principal may use the service on it. */
+  async open(principal: Principal, projectKey: string, slug: string, service: GitServiceName): Promise<RepositoryView> {
+    const path = `${projectKey.toUpperCase()}/${slug}`;
+    const view = /^[A-Za-z0-9_]+$/.test(projectKey) && /^[A-Za-z0-9._-]+$/.test(slug) ? await this.repositories.find(projectKey, slug) : undefined;
+    if (!view) {
+      // Anonymous callers are asked to log in rather than told the repository is missing, so that names of
+      // private repositories never leak.
+      if (principal.kind === 'anonymous') throw Errors.authenticationRequired();
+      throw Errors.repoNotFound(path);
+    }
+    const resource = await this.permissions.repositoryResource(principal, view.project, view.repo);
+    authorize(principal, resource, service === 'receive-pack' ? 'write' : 'read');
+    return view;
+  }
+
+  /** Starts git. The caller streams its stdio and must wait for `done`. */
+  run(view: RepositoryView, service: GitServiceName, options: GitRunOptions): GitRun {
+    const labels = { transport: options.transport, service };
+    const env: Record<string, string> = {};
+    if (options.gitProtocol) env.GIT_PROTOCOL = options.gitProtocol;
+    let pushToken: string | undefined;
+    if (service === 'receive-pack') {
+      pushToken = randomUUID();
+      this.hooks.register(pushToken, {
+        repositoryId: view.repo.id,
+        cause: { via: options.transport, ...(options.principal.kind === 'user' ? { actor: options.principal.name } : {}) },
+      });
+      env.MIRRORFARM_PUSH_TOKEN = pushToken;
+      env.MIRRORFARM_HOOK_SOCKET = this.store.layout.hookSocket;
+    }
+    let command = GitCommand.of(service);
+    if (options.mode !== 'stream') command = command.flag('--stateless-rpc');
+    if (options.mode === 'advertise') command = command.flag('--advertise-refs');
+    const child = this.git.spawn(command.value(this.store.pathOf(view.repo.id)), { env, signal: options.signal });
+
+    const started = process.hrtime.bigint();
+    this.active++;
+    this.metrics.gitActive.inc(labels);
+    let bytesIn = 0;
+    let bytesOut = 0;
+    const stderr: Buffer[] = [];
+    child.stderr.on('data', (c: Buffer) => stderr.length < 64 && stderr.push(c));
+    const connect = (input: Readable | null, output: Writable) => {
+      // Counting listeners are added after pipe() so that no chunk flows before its destination is attached.
+      if (input) {
+        input.pipe(child.stdin);
+        input.on('data', (c: Buffer) => (bytesIn += c.length));
+      } else {
+        child.stdin.end();
+      }
+      child.stdout.pipe(output);
+      child.stdout.on('data', (c: Buffer) => (bytesOut += c.length));
+    };
+
+    const done = child.exited.then(async (code) => {
+      try {
+        if (pushToken) await this.hooks.finish(pushToken);
+      } catch (err) {
+        this.log.error({ err, repositoryId: view.repo.id }, 'recording ref changes failed');
+      }
+      const ok = code === 0;
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      this.metrics.gitOperations.inc({ ...labels, outcome: ok ? 'success' : options.signal?.aborted ? 'aborted' : 'failure' });
+      this.metrics.gitDuration.observe(labels, seconds);
+      this.metrics.gitBytes.inc({ ...labels, direction: 'in' }, bytesIn);
+      this.metrics.gitBytes.inc({ ...labels, direction: 'out' }, bytesOut);
+      this.metrics.gitActive.dec(labels);
+      const entry = { repository: `${view.project.key}/${view.repo.slug}`, ...labels, mode: options.mode, code, seconds, bytesIn, bytesOut };
+      if (ok || options.signal?.aborted) this.log.info(entry, 'git operation finished');
+      else this.log.warn({ ...entry, stderr: Buffer.concat(stderr).toString('utf8').slice(0, 2000) }, 'git operation failed');
+      if (--this.active === 0) this.idleWaiters.splice(0).forEach((resolve) => resolve());
+      return ok;
+    });
+    return { child, done, connect };
+  }
+
+  /** For graceful shutdown: resolves when no git operation is running. */
+  idle(): Promise<void> {
+    return this.active === 0 ? Promise.resolve() : new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+}

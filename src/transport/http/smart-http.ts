@@ -1,0 +1,129 @@
+// Git's smart HTTP protocol (v0 and v2) at Bitbucket's URL shape /scm/PROJ/repo.git. Request and response
+// bodies stream straight between the socket and git, so a clone or push of any size never sits in memory.
+// The response status is chosen only once git has produced its first byte (or failed), so that an
+// authorization, size or git failure still becomes a proper HTTP error.
+import { once } from 'node:events';
+import { PassThrough, Transform, type Readable, type TransformCallback } from 'node:stream';
+import { createGunzip } from 'node:zlib';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Authenticator } from '../../auth/authenticator.js';
+import { Errors, MirrorfarmError } from '../../errors.js';
+import { pktLine, FLUSH_PKT } from '../../protocol/pkt-line.js';
+import { validGitProtocol, type GitRun, type GitService, type GitServiceName } from '../git-service.js';
+
+export interface SmartHttpOptions {
+  maxFetchRequestBytes: number;
+  maxPushBytes: number;
+}
+
+const SERVICES: Record<string, GitServiceName> = { 'git-upload-pack': 'upload-pack', 'git-receive-pack': 'receive-pack' };
+
+interface RepoParams {
+  project: string;
+  repo: string;
+}
+
+/** Fails the stream once more than `limit` bytes have passed. */
+class ByteLimit extends Transform {
+  private seen = 0;
+  constructor(
+    private readonly limit: number,
+    private readonly setting: string,
+  ) {
+    super();
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, callback: TransformCallback): void {
+    this.seen += chunk.length;
+    if (this.seen > this.limit) callback(Errors.tooLarge(this.limit, this.setting));
+    else callback(null, chunk);
+  }
+}
+
+function noCache(reply: FastifyReply): FastifyReply {
+  return reply.header('cache-control', 'no-cache, max-age=0, must-revalidate').header('pragma', 'no-cache').header('expires', 'Fri, 01 Jan 1980 00:00:00 GMT');
+}
+
+function repoSlug(raw: string): string {
+  return raw.endsWith('.git') ? raw.slice(0, -4) : raw;
+}
+
+export function registerSmartHttp(app: FastifyInstance, git: GitService, auth: Authenticator, options: SmartHttpOptions): void {
+  // Git request bodies are passed through as streams; Fastify must not buffer or parse them.
+  app.addContentTypeParser(['application/x-git-upload-pack-request', 'application/x-git-receive-pack-request'], (_req, payload, done) => done(null, payload));
+
+  /** Waits for git's first output byte (or its exit) before the response status is committed. */
+  async function respond(request: FastifyRequest, reply: FastifyReply, run: GitRun, body: PassThrough, inputFailed: () => Error | undefined, prefix?: Buffer) {
+    // 'readable' fires on the first byte, or at the end of a stream that had none.
+    await once(body, 'readable');
+    const failure = inputFailed();
+    if (failure) throw failure;
+    if (body.readableLength === 0 && !(await run.done)) {
+      throw Errors.gitFailed(`the request could not be processed; see the server log (request id ${request.id})`);
+    }
+    noCache(reply);
+    if (!prefix) return reply.send(body);
+    const out = new PassThrough();
+    out.write(prefix);
+    return reply.send(body.pipe(out));
+  }
+
+  app.get<{ Params: RepoParams; Querystring: { service?: string } }>('/scm/:project/:repo/info/refs', async (request, reply) => {
+    const service = SERVICES[request.query.service ?? ''];
+    if (!service) {
+      throw new MirrorfarmError('DUMB_HTTP_UNSUPPORTED', 403, 'mirrorfarm serves the smart HTTP protocol only: use git 1.7 or later, and clone from the URL without extra path parts.');
+    }
+    const gitProtocol = validGitProtocol(request.headers['git-protocol'] as string | undefined);
+    const principal = await auth.fromAuthorizationHeader(request.headers.authorization);
+    const view = await git.open(principal, request.params.project, repoSlug(request.params.repo), service);
+    const abort = abortOnClose(reply);
+    const run = git.run(view, service, { transport: 'http', principal, mode: 'advertise', gitProtocol, signal: abort.signal });
+    const body = new PassThrough();
+    run.connect(null, body);
+    reply.type(`application/x-git-${service}-advertisement`);
+    // Protocol v2 starts with the capability advertisement; v0 expects the "# service" preamble first.
+    const v2 = gitProtocol?.split(':').includes('version=2');
+    return respond(request, reply, run, body, () => undefined, v2 ? undefined : Buffer.concat([pktLine(`# service=git-${service}\n`), FLUSH_PKT]));
+  });
+
+  for (const [path, service] of Object.entries(SERVICES)) {
+    app.post<{ Params: RepoParams }>(`/scm/:project/:repo/${path}`, async (request, reply) => {
+      const expectedType = `application/x-git-${service}-request`;
+      if (request.headers['content-type'] !== expectedType) throw Errors.unsupportedMediaType(expectedType);
+      const gitProtocol = validGitProtocol(request.headers['git-protocol'] as string | undefined);
+      const principal = await auth.fromAuthorizationHeader(request.headers.authorization);
+      const view = await git.open(principal, request.params.project, repoSlug(request.params.repo), service);
+      const abort = abortOnClose(reply);
+      const limit = service === 'receive-pack' ? new ByteLimit(options.maxPushBytes, 'http.maxPushBytes') : new ByteLimit(options.maxFetchRequestBytes, 'http.maxFetchRequestBytes');
+      let inputError: Error | undefined;
+      const fail = (err: Error) => {
+        inputError ??= err instanceof MirrorfarmError ? err : Errors.invalid(`The request body could not be read: ${err.message}`);
+        abort.abort();
+      };
+      let input: Readable = request.body as Readable;
+      const encoding = request.headers['content-encoding'];
+      if (encoding === 'gzip' || encoding === 'x-gzip') {
+        const gunzip = createGunzip();
+        gunzip.on('error', fail);
+        input = input.pipe(gunzip);
+      } else if (encoding && encoding !== 'identity') {
+        throw Errors.invalid(`Unsupported Content-Encoding "${encoding}": send the body uncompressed or gzip-compressed.`);
+      }
+      limit.on('error', fail);
+      input = input.pipe(limit);
+      const run = git.run(view, service, { transport: 'http', principal, mode: 'stateless', gitProtocol, signal: abort.signal });
+      const body = new PassThrough();
+      run.connect(input, body);
+      reply.type(`application/x-git-${service}-result`);
+      return respond(request, reply, run, body, () => inputError);
+    });
+  }
+}
+
+/** Aborts (and so kills git) when the client goes away before the response is complete. */
+function abortOnClose(reply: FastifyReply): AbortController {
+  const abort = new AbortController();
+  reply.raw.once('close', () => {
+    if (!reply.raw.writableFinished) abort.abort();
+  });
+  return abort;
+}
