@@ -44,7 +44,7 @@ import {
   waitNoDescendants,
 } from './lib/proc.js';
 import { fmt, max, mdTable, median, mib, min, pct, textTable, verdict, type Row } from './lib/report.js';
-import { ensureClientKey, gitSshCommand, startSshd, type ClientKey, type Sshd } from './lib/sshd.js';
+import { ensureClientKey, gitSshCommand, negotiatedCipher, startSshd, type ClientKey, type Sshd } from './lib/sshd.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '..');
@@ -69,6 +69,7 @@ interface Config {
   serverCopy: boolean;
   cloneTimeoutMs: number;
   startTimeoutMs: number;
+  sshCipher: string | undefined;
 }
 
 function envNum(name: string, def: number, lo: number): number {
@@ -99,6 +100,7 @@ function readConfig(): Config {
     serverCopy: envBool('BENCH_SERVER_COPY', true),
     cloneTimeoutMs: envNum('BENCH_CLONE_TIMEOUT_S', 1800, 10) * 1000,
     startTimeoutMs: envNum('BENCH_SERVER_START_TIMEOUT_S', 60, 1) * 1000,
+    sshCipher: process.env.BENCH_SSH_CIPHER || undefined,
   };
 }
 
@@ -114,6 +116,7 @@ const KNOBS = [
   'BENCH_SERVER_COPY',
   'BENCH_CLONE_TIMEOUT_S',
   'BENCH_SERVER_START_TIMEOUT_S',
+  'BENCH_SSH_CIPHER',
 ];
 
 function commandLine(): string {
@@ -349,7 +352,7 @@ async function rssPhase(ctx: Ctx, mf: Mf, key: ClientKey): Promise<RssResult> {
       const kind = i % 2 === 0 ? 'HTTPS' : 'SSH';
       const dest = join(ctx.tmp, 'clones', `concurrent-${i}.git`);
       rmSync(dest, { recursive: true, force: true });
-      const env = kind === 'HTTPS' ? gitHttpsEnv(mf.tls, mf.password) : { GIT_SSH_COMMAND: gitSshCommand(key.keyPath) };
+      const env = kind === 'HTTPS' ? gitHttpsEnv(mf.tls, mf.password) : { GIT_SSH_COMMAND: gitSshCommand(key.keyPath, ctx.cfg.sshCipher) };
       const r = await run('git', ['clone', '-q', '--bare', kind === 'HTTPS' ? https : ssh, dest], {
         env: { ...process.env, GIT_TERMINAL_PROMPT: '0', ...env },
         timeoutMs: ctx.cfg.cloneTimeoutMs,
@@ -432,7 +435,8 @@ async function main(): Promise<number> {
   }
 
   const up = (out: string): string => `/bin/bash ${wrapper} ${out}`;
-  const sshCmd = gitSshCommand(key.keyPath);
+  if (cfg.sshCipher && /[^A-Za-z0-9@.,-]/.test(cfg.sshCipher)) throw new Error(`BENCH_SSH_CIPHER=${cfg.sshCipher}: invalid cipher list`);
+  const sshCmd = gitSshCommand(key.keyPath, cfg.sshCipher);
   const variants: Variant[] = [
     {
       id: 'file',
@@ -490,6 +494,10 @@ async function main(): Promise<number> {
     }
   }
 
+  const ciphers: string[] = [`OpenSSH: ${(await negotiatedCipher(sshd.port, 'root', key, cfg.sshCipher)) ?? 'unknown'}`];
+  if (mf) ciphers.push(`mirrorfarm: ${(await negotiatedCipher(mf.server.sshPort, 'git', key, cfg.sshCipher)) ?? 'unknown'}`);
+  log(`negotiated SSH ciphers: ${ciphers.join(', ')}`);
+
   const ctx: Ctx = { cfg, tmp, meta, mainSha, seq: 0 };
   const verified = new Set<VariantId>();
   if (cfg.warmup) {
@@ -529,7 +537,7 @@ async function main(): Promise<number> {
 
   await runCleanups();
 
-  const report = buildReport({ cfg, meta, samples, variants, mf, mfError, rss, rssError, seqHwmKb });
+  const report = buildReport({ cfg, meta, samples, variants, mf, mfError, rss, rssError, seqHwmKb, ciphers });
   process.stdout.write(report.text + '\n');
   writeFileSync(join(work, 'last-results.md'), report.markdown + '\n');
   log(`wrote ${join(work, 'last-results.md')}; total ${((Date.now() - t0) / 1000).toFixed(0)} s`);
@@ -549,6 +557,7 @@ interface ReportInput {
   rss: RssResult | undefined;
   rssError: string | undefined;
   seqHwmKb: number | undefined;
+  ciphers: string[];
 }
 
 function buildReport(i: ReportInput): { text: string; markdown: string } {
@@ -668,6 +677,7 @@ function buildReport(i: ReportInput): { text: string; markdown: string } {
     ],
     ['rounds', `${cfg.runs} (variant order rotated per round${cfg.warmup ? ', after one untimed warm-up clone per variant' : ''})`],
     ['clone command', 'git clone -q --bare [--no-local] URL DEST (fresh DEST, deleted after each clone)'],
+    ['ssh cipher', `${cfg.sshCipher ? `client forced to ${cfg.sshCipher}` : 'OpenSSH client defaults'}; negotiated ${i.ciphers.join(', ')}`],
   ];
   if (i.mf) {
     env.push(['mirrorfarm load', `git push --mirror over HTTPS: ${fmt(i.mf.pushSeconds, 1)} s`]);

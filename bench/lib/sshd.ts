@@ -23,20 +23,34 @@ export async function ensureClientKey(dir: string): Promise<ClientKey> {
   return { keyPath, publicKey };
 }
 
-/** The GIT_SSH_COMMAND value for a key (no agent, no known_hosts, batch mode). */
-export function gitSshCommand(keyPath: string): string {
+/** ssh client options: the key only, no agent, no known_hosts, batch mode. */
+export function sshOptions(keyPath: string, cipher?: string): string[] {
   return [
-    'ssh',
-    `-i ${keyPath}`,
-    '-o IdentitiesOnly=yes',
-    '-o IdentityAgent=none',
-    '-o BatchMode=yes',
-    '-o StrictHostKeyChecking=no',
-    '-o UserKnownHostsFile=/dev/null',
-    '-o LogLevel=ERROR',
-    '-o ControlMaster=no',
-    '-o ControlPath=none',
-  ].join(' ');
+    '-i',
+    keyPath,
+    ...(cipher ? ['-c', cipher] : []),
+    '-o',
+    'IdentitiesOnly=yes',
+    '-o',
+    'IdentityAgent=none',
+    '-o',
+    'BatchMode=yes',
+    '-o',
+    'StrictHostKeyChecking=no',
+    '-o',
+    'UserKnownHostsFile=/dev/null',
+    '-o',
+    'LogLevel=ERROR',
+    '-o',
+    'ControlMaster=no',
+    '-o',
+    'ControlPath=none',
+  ];
+}
+
+/** The GIT_SSH_COMMAND value (paths must not contain whitespace). */
+export function gitSshCommand(keyPath: string, cipher?: string): string {
+  return ['ssh', ...sshOptions(keyPath, cipher)].join(' ');
 }
 
 export interface Sshd {
@@ -117,4 +131,14 @@ export async function startSshd(dir: string, key: ClientKey, logPath: string): P
       killGroup(cp);
     },
   };
+}
+
+/** The cipher an SSH server negotiates with our client (from `ssh -v`), or undefined. */
+export async function negotiatedCipher(port: number, user: string, key: ClientKey, cipher?: string): Promise<string | undefined> {
+  const opts = sshOptions(key.keyPath, cipher).map((o) => (o === 'LogLevel=ERROR' ? 'LogLevel=DEBUG' : o));
+  const r = await run('ssh', [...opts, '-p', String(port), `${user}@127.0.0.1`, 'git-upload-pack', '/nonexistent'], {
+    check: false,
+    timeoutMs: 15_000,
+  }).catch(() => undefined);
+  return r ? /kex: server->client cipher: (\S+)/.exec(r.stderr)?.[1] : undefined;
 }

@@ -39,6 +39,8 @@ export interface GitRun {
   child: GitProcess;
   /** Streams the client's input into git (none for a ref advertisement) and git's output to the client. */
   connect(input: Readable | null, output: Writable): void;
+  /** The start of git's stderr (for error mapping and logs; never sent to clients verbatim). */
+  stderr(): string;
   /** Resolves when git has exited and the push (if any) is recorded; true when git succeeded. */
   done: Promise<boolean>;
 }
@@ -130,7 +132,7 @@ export class GitService {
       if (--this.active === 0) this.idleWaiters.splice(0).forEach((resolve) => resolve());
       return ok;
     });
-    return { child, done, connect };
+    return { child, done, connect, stderr: () => Buffer.concat(stderr).toString('utf8') };
   }
 
   /** For graceful shutdown: resolves when no git operation is running. */

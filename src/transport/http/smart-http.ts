@@ -58,6 +58,10 @@ export function registerSmartHttp(app: FastifyInstance, git: GitService, auth: A
     const failure = inputFailed();
     if (failure) throw failure;
     if (body.readableLength === 0 && !(await run.done)) {
+      // Malformed protocol data is the client's fault and git's message about it is safe to show; any other
+      // failure may mention server paths, so it goes to the log only.
+      const protocolError = /^fatal: (protocol error|unknown capability|expected|unexpected|invalid|bad|git upload-pack: )[^\n]*/m.exec(run.stderr());
+      if (protocolError) throw Errors.invalid(`Malformed git request: ${protocolError[0].slice('fatal: '.length)}`);
       throw Errors.gitFailed(`the request could not be processed; see the server log (request id ${request.id})`);
     }
     noCache(reply);
