@@ -245,6 +245,15 @@ export function readCpu(pid: number): ProcCpu {
   return { self: f(14) + f(15), children: f(16) + f(17) };
 }
 
+/** Machine-wide busy CPU (all cores, excluding idle and iowait) in clock ticks, from /proc/stat. */
+export function readMachineBusy(): number {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0] ?? '';
+  const f = line.trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal (guest time is already in user/nice)
+  const at = (i: number): number => f[i] ?? 0;
+  return at(0) + at(1) + at(2) + at(5) + at(6) + at(7);
+}
+
 export interface ProcMem {
   rssKb: number;
   hwmKb: number;

@@ -23,7 +23,9 @@ export type Principal =
       via: 'password' | 'token' | 'ssh-key';
       /** For access tokens: the most the token allows, per scope. */
       tokenCap?: { project: Level; repository: Level };
-    };
+    }
+  /** A mirror fetching over SSH with its own key: read-only, and only in the projects it was given. */
+  | { kind: 'mirror'; mirrorId: string };
 
 export const ANONYMOUS: Principal = { kind: 'anonymous' };
 
@@ -33,6 +35,8 @@ export interface AccessFacts {
   /** The user's direct grants; undefined for anonymous principals. */
   projectGrant: Level;
   repositoryGrant: Level;
+  /** For mirror principals: whether the mirror carries this project. */
+  mirrorCarries?: boolean;
 }
 
 export type Resource =
@@ -43,6 +47,7 @@ export type Resource =
 export function effectiveLevel(principal: Principal, resource: Resource): Level {
   if (resource.kind === 'system') return principal.kind === 'user' && principal.sysadmin && !principal.tokenCap ? Level.ADMIN : Level.NONE;
   const { facts } = resource;
+  if (principal.kind === 'mirror') return facts.mirrorCarries ? Level.READ : Level.NONE;
   let level = facts.isPublic ? Level.READ : Level.NONE;
   if (principal.kind === 'user') {
     level = Math.max(level, facts.projectGrant, resource.kind === 'repository' ? facts.repositoryGrant : Level.NONE);

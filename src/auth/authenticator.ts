@@ -1,7 +1,9 @@
 // Turns presented credentials into a principal: HTTP Basic with a password or a personal access token
 // (Bitbucket habit: the token goes where the password would), or a Bearer token. SSH keys are resolved by the
 // SSH transport after the signature has been verified.
+import { createHmac, randomBytes } from 'node:crypto';
 import { ANONYMOUS, type Principal } from '../access/authorize.js';
+import type { EventLog } from '../events/log.js';
 import { tokenCap, type Users } from '../domain/users.js';
 import { Errors } from '../errors.js';
 import type { Metrics } from '../obs/metrics.js';
@@ -18,11 +20,25 @@ export function userPrincipal(user: User, via: 'password' | 'token' | 'ssh-key',
   };
 }
 
+/** How long a verified password is remembered (git sends it with each of the 2-3 requests of one clone). */
+const PASSWORD_CACHE_MS = 60_000;
+
 export class Authenticator {
+  // scrypt is deliberately slow (tens of ms of CPU); re-running it for every request of every clone would
+  // dominate the server's CPU. Verified passwords are remembered briefly under an HMAC with a per-process key,
+  // and forgotten at once when any user changes (password, deactivation, deletion).
+  private readonly verified = new Map<string, { userId: number; until: number }>();
+  private readonly cacheKey = randomBytes(32);
+
   constructor(
     private readonly users: Users,
     private readonly metrics: Metrics,
-  ) {}
+    events: EventLog,
+  ) {
+    events.subscribe((appended) => {
+      if (appended.some((e) => e.type.startsWith('user.'))) this.verified.clear();
+    });
+  }
 
   /** Anonymous when there is no Authorization header; throws BAD_CREDENTIALS when credentials are wrong. */
   async fromAuthorizationHeader(header: string | undefined): Promise<Principal> {
@@ -52,7 +68,16 @@ export class Authenticator {
 
   private async byPassword(name: string, secret: string): Promise<Principal | undefined> {
     if (secret.startsWith('mft_')) return this.byToken(secret, name);
+    const key = createHmac('sha256', this.cacheKey).update(`${name.toLowerCase()}\0${secret}`).digest('hex');
+    const hit = this.verified.get(key);
+    if (hit && hit.until > Date.now()) {
+      const user = await this.users.byId(hit.userId);
+      if (user?.active) return userPrincipal(user, 'password');
+    }
     const user = await this.users.verifyPassword(name, secret);
-    return user ? userPrincipal(user, 'password') : undefined;
+    if (!user) return undefined;
+    if (this.verified.size > 10_000) this.verified.clear();
+    this.verified.set(key, { userId: user.id, until: Date.now() + PASSWORD_CACHE_MS });
+    return userPrincipal(user, 'password');
   }
 }

@@ -2,12 +2,11 @@
 // The mirrorfarm command line: serve, admin, dev-ca, demo.
 import { Command, Option } from 'commander';
 import { ConfigError, loadConfig } from '../config/load.js';
-import { createLogger } from '../obs/logger.js';
-import { startPrimary } from '../server/primary.js';
-import { writeDevCa } from '../tls/dev-ca.js';
+import { createLogger, type Logger } from '../obs/logger.js';
 import { VERSION } from '../version.js';
 import { registerAdminCommands } from './admin.js';
-import { runDemo } from './demo.js';
+
+// Server code is loaded only by the commands that run a server, so `mirrorfarm admin` starts fast.
 
 const program = new Command('mirrorfarm').version(VERSION).description('A Git server with smart mirrors.');
 
@@ -27,27 +26,35 @@ program
       throw err;
     }
     const log = createLogger(config.log.level);
-    if (config.mode !== 'primary') {
-      log.fatal({ mode: config.mode }, 'mirror mode is not available in this version');
-      process.exit(2);
+    if (config.mode === 'mirror') {
+      const { startMirror } = await import('../server/mirror.js');
+      const mirror = await startMirror(config, log);
+      onSignals(log, () => mirror.stop());
+      return;
     }
+    const { startPrimary } = await import('../server/primary.js');
     const server = await startPrimary(config, log);
     if (server.generatedAdminPasswordFile) {
       process.stderr.write(`mirrorfarm: the password of the sysadmin "admin" was written to ${server.generatedAdminPasswordFile}\n`);
     }
-    const shutdown = (signal: string) => {
-      log.info({ signal }, 'signal received');
-      server.stop().then(
-        () => process.exit(0),
-        (err: Error) => {
-          log.error({ err }, 'shutdown failed');
-          process.exit(1);
-        },
-      );
-    };
-    process.once('SIGTERM', () => shutdown('SIGTERM'));
-    process.once('SIGINT', () => shutdown('SIGINT'));
+    onSignals(log, () => server.stop());
   });
+
+/** SIGTERM and SIGINT stop the server gracefully: running transfers may finish. */
+function onSignals(log: Logger, stop: () => Promise<void>): void {
+  const shutdown = (signal: string) => {
+    log.info({ signal }, 'signal received');
+    stop().then(
+      () => process.exit(0),
+      (err: Error) => {
+        log.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.once('SIGINT', () => shutdown('SIGINT'));
+}
 
 program
   .command('dev-ca')
@@ -56,6 +63,7 @@ program
   .option('--host <name...>', 'host names and IP addresses the certificate covers', ['localhost', '127.0.0.1', '::1'])
   .option('--days <n>', 'server certificate validity in days', (v) => parseInt(v, 10))
   .action(async (options: { out: string; host: string[]; days?: number }) => {
+    const { writeDevCa } = await import('../tls/dev-ca.js');
     const files = await writeDevCa({ outDir: options.out, hosts: options.host, ...(options.days ? { days: options.days } : {}) });
     process.stdout.write(
       `CA certificate:     ${files.caCert}\nserver certificate: ${files.tlsCert}\nserver key:         ${files.tlsKey}\n` +
@@ -67,7 +75,7 @@ program
   .command('demo')
   .description('Run a primary on embedded defaults (what `npm start` does): home under ./.home, dev CA, sample project.')
   .option('--home <dir>', 'where the demo keeps its data', '.home')
-  .action(async (options: { home: string }) => runDemo(options.home));
+  .action(async (options: { home: string }) => (await import('./demo.js')).runDemo(options.home));
 
 registerAdminCommands(program);
 

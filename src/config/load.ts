@@ -104,5 +104,21 @@ export function loadConfig(options: LoadOptions = {}): Config {
     throw new ConfigError('invalid configuration at "http.tls": set both cert and key (MIRRORFARM_HTTP_TLS_CERT and MIRRORFARM_HTTP_TLS_KEY), or neither');
   }
   if (result.baseUrl) result.baseUrl = result.baseUrl.replace(/\/+$/, '');
+  if (result.mode === 'mirror') checkMirrorConfig(result);
   return result;
+}
+
+/** A mirror talks to its primary and its clients only over HTTPS; there is no switch to turn that off. */
+function checkMirrorConfig(config: Config): void {
+  const upstream = config.mirror.upstreamUrl;
+  if (!upstream) throw new ConfigError('invalid configuration at "mirror.upstreamUrl" (environment variable MIRRORFARM_MIRROR_UPSTREAM_URL): a mirror needs the https:// URL of its primary');
+  if (!upstream.startsWith('https://')) {
+    throw new ConfigError(
+      `invalid configuration at "mirror.upstreamUrl" (environment variable MIRRORFARM_MIRROR_UPSTREAM_URL): "${upstream}" is not https:// — mirrors reach their primary only over HTTPS with a certificate that validates (MIRROR_UPSTREAM_NOT_HTTPS)`,
+    );
+  }
+  config.mirror.upstreamUrl = upstream.replace(/\/+$/, '');
+  if (!config.baseUrl?.startsWith('https://')) {
+    throw new ConfigError('invalid configuration at "baseUrl" (environment variable MIRRORFARM_BASE_URL): a mirror needs its own https:// base URL, the address users and the primary reach it at');
+  }
 }

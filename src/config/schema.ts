@@ -55,7 +55,32 @@ export const ConfigSchema = Type.Object(
     events: Type.Object(
       {
         retentionDays: Type.Integer({ minimum: 1, default: 30 }),
-        maxEvents: Type.Integer({ minimum: 1000, default: 1000000 }),
+        maxEvents: Type.Integer({ minimum: 10, default: 1000000 }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    mirror: Type.Object(
+      {
+        upstreamUrl: Type.Optional(Type.String({ description: 'https:// base URL of the primary this mirror copies (mirror mode).' })),
+        keyFile: Type.Optional(Type.String({ description: 'The mirror identity (ed25519, OpenSSH format), shared by all nodes of a farm. Generated into HOME/mirror/id_ed25519 when unset.' })),
+        nodeId: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9._-]{1,64}$', description: 'This node of the farm; defaults to the host name.' })),
+        snapshotIntervalSeconds: Type.Integer({ minimum: 5, default: 180, description: 'How often the full ref-state comparison with the primary runs.' }),
+        syncParallelism: Type.Integer({ minimum: 1, maximum: 64, default: 4 }),
+        authCacheSeconds: Type.Integer({ minimum: 0, default: 60, description: 'How long a verified credential is trusted without asking the primary again.' }),
+        authGraceSeconds: Type.Integer({ minimum: 0, default: 900, description: 'How long credentials verified before keep working while the primary is unreachable.' }),
+        maxDeleteShare: Type.Number({ minimum: 0, maximum: 1, default: 0.5, description: 'A snapshot pass refuses to delete more than this share of the mirrored repositories.' }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    mirroring: Type.Object(
+      {
+        webhookUrl: Type.Optional(Type.String({ pattern: '^https://', description: 'Primary: POSTed to when a mirror has synchronized a repository (e.g. for CI).' })),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    trust: Type.Object(
+      {
+        caFile: Type.Optional(Type.String({ description: 'PEM bundle of extra CAs to trust for HTTPS to the primary, mirrors and webhooks (added to the system trust store).' })),
       },
       { additionalProperties: false, default: {} },
     ),

@@ -5,9 +5,10 @@ import type { EventLog } from '../events/log.js';
 import type { RefChangeCause, RefRecorder } from '../events/ref-recorder.js';
 import type { RepoStore } from '../git/repo-store.js';
 import { ZERO_OID } from '../git/repo-store.js';
-import { GitCommand, GitError, type GitRunner } from '../git/runner.js';
+import { GitCommand, GitError, type GitFlag, type GitRunner } from '../git/runner.js';
 import type { Db } from '../store/database.js';
 import type { Project, Repository } from '../store/tables.js';
+import { columnContains } from './like.js';
 
 const SLUG = /^[a-z0-9][a-z0-9._-]{0,127}$/;
 
@@ -30,6 +31,31 @@ function checkSlug(slug: string): string {
 export interface RepositoryView {
   repo: Repository;
   project: Project;
+}
+
+/** Narrows a repository listing; every text filter is a case-insensitive substring match. */
+export interface RepositoryFilter {
+  projectId?: number;
+  projectKey?: string;
+  name?: string;
+  projectName?: string;
+  public?: boolean;
+  /**
+   * Only rows that could be visible to someone with these grants: public projects and repositories, the given
+   * projects and the given repositories. A cheap superset; the caller still asks the policy about each row.
+   */
+  candidatesFor?: { projectIds: number[]; repositoryIds: number[] };
+}
+
+export type RefOrder = 'ALPHABETICAL' | 'MODIFICATION';
+
+export interface RefListing {
+  ref: string;
+  /** The commit the ref points to (peeled for annotated tags). */
+  commit: string;
+  /** The object the ref points to: the tag object for annotated tags. */
+  object: string;
+  objectType: string;
 }
 
 export class Repositories {
@@ -62,6 +88,40 @@ export class Repositories {
 
   async inProject(projectId: number): Promise<Repository[]> {
     return this.db.selectFrom('repositories').selectAll().where('project_id', '=', projectId).orderBy('slug').execute();
+  }
+
+  /** Repositories with their projects, ordered by project key then slug, for paged listings. */
+  async listViews(filter: RepositoryFilter, offset: number, limit: number): Promise<RepositoryView[]> {
+    let q = this.db
+      .selectFrom('repositories as r')
+      .innerJoin('projects as p', 'p.id', 'r.project_id')
+      .selectAll('r')
+      .select(['p.key as p_key', 'p.name as p_name', 'p.description as p_description', 'p.is_public as p_is_public', 'p.created_at as p_created_at'])
+      .orderBy('p.key')
+      .orderBy('r.slug')
+      .offset(offset)
+      .limit(limit);
+    if (filter.projectId !== undefined) q = q.where('r.project_id', '=', filter.projectId);
+    if (filter.projectKey !== undefined) q = q.where('p.key', '=', filter.projectKey.toUpperCase());
+    if (filter.public !== undefined) q = q.where('r.is_public', '=', filter.public ? 1 : 0);
+    if (filter.name) q = q.where(columnContains('r.name', filter.name));
+    if (filter.projectName) q = q.where(columnContains('p.name', filter.projectName));
+    const candidates = filter.candidatesFor;
+    if (candidates) {
+      q = q.where((eb) =>
+        eb.or([
+          eb('p.is_public', '=', 1),
+          eb('r.is_public', '=', 1),
+          ...(candidates.projectIds.length ? [eb('r.project_id', 'in', candidates.projectIds)] : []),
+          ...(candidates.repositoryIds.length ? [eb('r.id', 'in', candidates.repositoryIds)] : []),
+        ]),
+      );
+    }
+    const rows = await q.execute();
+    return rows.map(({ p_key, p_name, p_description, p_is_public, p_created_at, ...repo }) => ({
+      repo,
+      project: { id: repo.project_id, key: p_key, name: p_name, description: p_description, is_public: p_is_public, created_at: p_created_at },
+    }));
   }
 
   async all(): Promise<Repository[]> {
@@ -211,6 +271,28 @@ export class Repositories {
         return { ref, object, objectType, commit: peeled || object };
       })
       .filter((r) => !filter || r.ref.slice(prefix.length).includes(filter));
+  }
+
+  /**
+   * Branches or tags, newest first (MODIFICATION: by committer date, tags by creation date) or by name, with
+   * an optional case-insensitive substring filter on the short name.
+   */
+  async listRefsOrdered(repo: Repository, prefix: 'refs/heads/' | 'refs/tags/', options: { filter?: string; orderBy?: RefOrder } = {}): Promise<RefListing[]> {
+    const sort: GitFlag = options.orderBy === 'MODIFICATION' ? (prefix === 'refs/tags/' ? '--sort=-creatordate' : '--sort=-committerdate') : '--sort=refname';
+    const { stdout } = await this.git.run(
+      GitCommand.of('for-each-ref', sort, '--format=%(refname)%00%(objectname)%00%(objecttype)%00%(*objectname)').value(prefix),
+      { gitDir: this.store.pathOf(repo.id) },
+    );
+    const needle = options.filter?.toLowerCase();
+    return stdout
+      .toString('utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => {
+        const [ref, object, objectType, peeled] = line.split('\0') as [string, string, string, string];
+        return { ref, object, objectType, commit: peeled || object };
+      })
+      .filter((r) => !needle || r.ref.slice(prefix.length).toLowerCase().includes(needle));
   }
 
   async createRef(repo: Repository, input: { ref: string; startPoint: string; message?: string; tagger?: { name: string; email: string } }, cause: RefChangeCause): Promise<string> {

@@ -8,6 +8,7 @@ import { Errors } from '../errors.js';
 import type { EventLog } from '../events/log.js';
 import type { Db } from '../store/database.js';
 import type { AccessToken, SshKey, User } from '../store/tables.js';
+import { columnContains } from './like.js';
 
 const USER_NAME = /^[a-z0-9][a-z0-9._@+-]{0,63}$/;
 const MIN_PASSWORD = 8;
@@ -78,6 +79,20 @@ export class Users {
   async list(filter: string | undefined, start: number, limit: number): Promise<User[]> {
     let q = this.db.selectFrom('users').selectAll().orderBy('name').offset(start).limit(limit);
     if (filter) q = q.where((eb) => eb.or([eb('name', 'like', `%${filter.toLowerCase()}%`), eb('display_name', 'like', `%${filter}%`)]));
+    return q.execute();
+  }
+
+  /**
+   * A page of users ordered by name; `filter` matches name, display name or e-mail address anywhere, case
+   * insensitively, with LIKE wildcards taken literally.
+   */
+  async page(options: { filter?: string; sysadminOnly?: boolean }, offset: number, limit: number): Promise<User[]> {
+    let q = this.db.selectFrom('users').selectAll().orderBy('name').offset(offset).limit(limit);
+    if (options.sysadminOnly) q = q.where('is_sysadmin', '=', 1);
+    if (options.filter) {
+      const text = options.filter;
+      q = q.where(({ or }) => or([columnContains('name', text), columnContains('display_name', text), columnContains('email', text)]));
+    }
     return q.execute();
   }
 

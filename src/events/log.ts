@@ -23,7 +23,12 @@ export type EventType =
   | 'ssh_key.added'
   | 'ssh_key.removed'
   | 'access_token.created'
-  | 'access_token.revoked';
+  | 'access_token.revoked'
+  | 'mirror.requested'
+  | 'mirror.accepted'
+  | 'mirror.updated'
+  | 'mirror.rejected'
+  | 'mirror.deleted';
 
 export interface NewEvent {
   type: EventType;

@@ -6,6 +6,7 @@
 import type { Transaction } from 'kysely';
 import type { RepoStore, RefState } from '../git/repo-store.js';
 import { ZERO_OID } from '../git/repo-store.js';
+import { refStateHash } from '../git/ref-hash.js';
 import type { Db } from '../store/database.js';
 import type { Database } from '../store/tables.js';
 import type { KeyedLock } from '../util/keyed-lock.js';
@@ -60,6 +61,7 @@ export class RefRecorder {
       const recorded = await loadRecorded(trx, repositoryId);
       const events = diffToEvents(recorded, actual, repo.project_id, repositoryId, cause);
       await applyProjection(trx, repositoryId, recorded, actual);
+      await trx.updateTable('repositories').set({ ref_state_hash: refStateHash(actual) }).where('id', '=', repositoryId).execute();
       if (token) await trx.deleteFrom('pending_ref_changes').where('token', '=', token).execute();
       return this.events.append(trx, events);
     });
@@ -77,6 +79,7 @@ export class RefRecorder {
   /** Sets the recorded state of a new repository without logging ref events (the creation event covers it). */
   async initialize(trx: Transaction<Database>, repositoryId: number, state: RefState): Promise<void> {
     await applyProjection(trx, repositoryId, new Map(), state);
+    await trx.updateTable('repositories').set({ ref_state_hash: refStateHash(state) }).where('id', '=', repositoryId).execute();
   }
 }
 

@@ -55,6 +55,8 @@ export class RepoStore {
       '\tdenyDeletes = false',
       '\tdenyCurrentBranch = ignore',
       '[uploadpack]',
+      // A mirror stages fetched refs under refs/mirrorfarm/ before publishing them; clients never see those.
+      '\thideRefs = refs/mirrorfarm/',
       // Partial clones (--filter) and fetching reachable objects by id, as a hosting service allows.
       '\tallowFilter = true',
       '\tallowReachableSHA1InWant = true',

@@ -36,4 +36,8 @@ export interface AppContext {
   git: GitService;
   urls: Urls;
   version: string;
+  /** The SSH server's public host keys ("ssh-ed25519 AAAA..."), empty when SSH is disabled. */
+  sshHostKeys(): string[];
+  /** Where clients reach the SSH server, undefined when SSH is disabled. */
+  sshUrlBase(): { host: string; port: number } | undefined;
 }

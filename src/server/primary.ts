@@ -5,7 +5,8 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { registerRestApi } from '../api/index.js';
-import { Authenticator } from '../auth/authenticator.js';
+import { Level } from '../access/authorize.js';
+import { Authenticator, userPrincipal } from '../auth/authenticator.js';
 import type { Config } from '../config/schema.js';
 import { Permissions } from '../domain/permissions.js';
 import { Projects } from '../domain/projects.js';
@@ -19,9 +20,11 @@ import { GitRunner } from '../git/runner.js';
 import type { Logger } from '../obs/logger.js';
 import { Metrics } from '../obs/metrics.js';
 import { openDatabase } from '../store/database.js';
-import { GitService } from '../transport/git-service.js';
+import { GitService, type AccessResolver } from '../transport/git-service.js';
+import { MirrorRegistry } from '../primary/mirrors.js';
 import { registerSmartHttp } from '../transport/http/smart-http.js';
-import { SshServer } from '../transport/ssh/ssh-server.js';
+import { attachMirroring } from '../primary/wire.js';
+import { SshServer, type SshKeyResolver } from '../transport/ssh/ssh-server.js';
 import { KeyedLock } from '../util/keyed-lock.js';
 import { VERSION } from '../version.js';
 import type { AppContext, Urls } from './context.js';
@@ -60,21 +63,50 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
   await hooks.listen();
   const reconciled = await recorder.reconcilePending();
   if (reconciled) log.warn({ repositories: reconciled }, 'recorded ref changes of pushes interrupted by the previous shutdown');
-  const git = new GitService(repositories, permissions, store, runner, hooks, metrics, log.child({ component: 'git' }));
-  const authenticator = new Authenticator(users, metrics);
-
+  // Mirror keys fetch over SSH; the registry decides which projects they may read.
   let baseUrl = config.baseUrl ?? '';
+  const mirrors = new MirrorRegistry(db, events, () => baseUrl);
+  const access: AccessResolver = {
+    async repositoryResource(principal, project, repo) {
+      if (principal.kind !== 'mirror') return permissions.repositoryResource(principal, project, repo);
+      const mirror = await mirrors.get(principal.mirrorId);
+      const mirrorCarries = mirror ? await mirrors.carries(mirror, project.id) : false;
+      return { kind: 'repository', path: `${project.key}/${repo.slug}`, facts: { isPublic: false, projectGrant: Level.NONE, repositoryGrant: Level.NONE, mirrorCarries } };
+    },
+  };
+  const git = new GitService(repositories, access, store, runner, hooks, metrics, log.child({ component: 'git' }));
+  const authenticator = new Authenticator(users, metrics, events);
+
   let sshPort: number | undefined;
   const urls: Urls = {
     base: () => baseUrl,
     httpClone: (key, slug) => `${baseUrl}/scm/${key.toLowerCase()}/${slug}.git`,
     sshClone: (key, slug) => {
-      if (sshPort === undefined) return undefined;
-      const host = config.ssh.publicHost ?? new URL(baseUrl).hostname;
-      return `ssh://git@${host.includes(':') ? `[${host}]` : host}:${config.ssh.publicPort ?? sshPort}/${key.toLowerCase()}/${slug}.git`;
+      const base = sshUrlBase();
+      if (!base) return undefined;
+      return `ssh://git@${base.host.includes(':') ? `[${base.host}]` : base.host}:${base.port}/${key.toLowerCase()}/${slug}.git`;
     },
   };
-  const context: AppContext = { config, log, metrics, db, events, users, projects, repositories, permissions, authenticator, store, git, urls, version: VERSION };
+  let ssh: SshServer | undefined;
+  const sshUrlBase = () => (sshPort === undefined ? undefined : { host: config.ssh.publicHost ?? new URL(baseUrl).hostname, port: config.ssh.publicPort ?? sshPort });
+  const context: AppContext = {
+    config,
+    log,
+    metrics,
+    db,
+    events,
+    users,
+    projects,
+    repositories,
+    permissions,
+    authenticator,
+    store,
+    git,
+    urls,
+    version: VERSION,
+    sshHostKeys: () => ssh?.hostPublicKeys() ?? [],
+    sshUrlBase,
+  };
 
   let stopping = false;
   const app = createHttpApp(config, log, metrics);
@@ -85,6 +117,7 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
   app.get('/metrics', async (_request, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
   registerSmartHttp(app, git, authenticator, { maxFetchRequestBytes: config.http.maxFetchRequestBytes, maxPushBytes: config.http.maxPushBytes });
   await registerRestApi(app, context);
+  const mirroring = await attachMirroring(app, context, { registry: mirrors });
 
   await app.listen({ host: config.http.host, port: config.http.port });
   const httpPort = (app.server.address() as AddressInfo).port;
@@ -93,9 +126,20 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
     baseUrl = `${config.http.tls.cert ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${httpPort}`;
   }
 
-  let ssh: SshServer | undefined;
   if (config.ssh.enabled) {
-    ssh = new SshServer(context, { host: config.ssh.host, port: config.ssh.port, hostKeyDir: join(config.home, 'ssh') });
+    const keys: SshKeyResolver = {
+      async resolve(blob) {
+        const owner = await users.userByKeyBlob(blob);
+        if (owner) return { principal: userPrincipal(owner.user, 'ssh-key'), ownerId: `user:${owner.user.id}`, label: owner.user.name, keyId: owner.key.id };
+        const mirror = await mirrors.activeByKeyBlob(blob);
+        if (mirror) return { principal: { kind: 'mirror', mirrorId: mirror.id }, ownerId: `mirror:${mirror.id}`, label: `mirror ${mirror.name} (${mirror.id})` };
+        return undefined;
+      },
+    };
+    ssh = new SshServer(
+      { log, metrics, git, keys, events, exampleCloneUrl: () => urls.sshClone('PROJ', 'repo') },
+      { host: config.ssh.host, port: config.ssh.port, hostKeyDir: join(config.home, 'ssh') },
+    );
     sshPort = await ssh.listen();
   }
 
@@ -124,6 +168,7 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
       app.server.closeAllConnections();
     }
     await closing;
+    await mirroring.stop();
     await git.idle();
     await hooks.close();
     await db.destroy();

@@ -100,4 +100,73 @@ export const migrations: Record<string, Migration> = {
       await sql`select 1`.execute(db);
     },
   },
+  '0002_mirroring': {
+    async up(db: Kysely<unknown>) {
+      // The ref-state hash of each repository as last recorded, so snapshots need no git call per repository.
+      await db.schema.alterTable('repositories').addColumn('ref_state_hash', 'text').execute();
+      await db.schema
+        .createTable('mirrors')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('base_url', 'text', (c) => c.notNull())
+        .addColumn('public_key', 'text', (c) => c.notNull())
+        .addColumn('fingerprint', 'text', (c) => c.notNull().unique())
+        .addColumn('product_version', 'text', (c) => c.notNull())
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('mirroring_mode', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .addColumn('last_seen_at', 'bigint')
+        .execute();
+      await db.schema
+        .createTable('mirror_projects')
+        .addColumn('mirror_id', 'text', (c) => c.notNull().references('mirrors.id').onDelete('cascade'))
+        .addColumn('project_id', 'integer', (c) => c.notNull().references('projects.id').onDelete('cascade'))
+        .addPrimaryKeyConstraint('mirror_projects_pk', ['mirror_id', 'project_id'])
+        .execute();
+      await db.schema
+        .createTable('mirror_nodes')
+        .addColumn('mirror_id', 'text', (c) => c.notNull().references('mirrors.id').onDelete('cascade'))
+        .addColumn('node_id', 'text', (c) => c.notNull())
+        .addColumn('base_url', 'text')
+        .addColumn('cursor', 'bigint', (c) => c.notNull().defaultTo(0))
+        .addColumn('lag_seconds', 'real')
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('last_seen_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('mirror_nodes_pk', ['mirror_id', 'node_id'])
+        .execute();
+      await db.schema
+        .createTable('mirror_repo_states')
+        .addColumn('mirror_id', 'text', (c) => c.notNull().references('mirrors.id').onDelete('cascade'))
+        .addColumn('node_id', 'text', (c) => c.notNull())
+        .addColumn('repository_id', 'integer', (c) => c.notNull().references('repositories.id').onDelete('cascade'))
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('ref_state_hash', 'text')
+        .addColumn('error', 'text')
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('mirror_repo_states_pk', ['mirror_id', 'node_id', 'repository_id'])
+        .execute();
+      await db.schema.createIndex('mirror_repo_states_repo').on('mirror_repo_states').column('repository_id').execute();
+    },
+  },
+  '0003_mirror_node': {
+    async up(db: Kysely<unknown>) {
+      // Used in mirror mode only. The mirror keeps the primary's projects and repositories in the ordinary
+      // tables under the primary's ids; these hold its sync state.
+      await db.schema
+        .createTable('mirror_local_state')
+        .addColumn('key', 'text', (c) => c.primaryKey())
+        .addColumn('value', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('mirror_local_repos')
+        .addColumn('repository_id', 'integer', (c) => c.primaryKey())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('default_branch', 'text')
+        .addColumn('ref_state_hash', 'text')
+        .addColumn('error', 'text')
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .execute();
+    },
+  },
 };

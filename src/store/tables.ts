@@ -1,5 +1,5 @@
 // Table row types for Kysely. Timestamps are epoch milliseconds; booleans are 0/1 (SQLite has no boolean type).
-import type { Generated, Insertable, Selectable, Updateable } from 'kysely';
+import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
 
 export interface UsersTable {
   id: Generated<number>;
@@ -50,6 +50,8 @@ export interface RepositoriesTable {
   description: string | null;
   is_public: number;
   created_at: number;
+  /** Set by the RefRecorder whenever refs are recorded; optional on insert. */
+  ref_state_hash: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface PermissionsTable {
@@ -81,6 +83,62 @@ export interface EventsTable {
   data: string; // JSON
 }
 
+export interface MirrorsTable {
+  id: string;
+  name: string;
+  base_url: string;
+  public_key: string; // "ssh-ed25519 AAAA..."
+  fingerprint: string;
+  product_version: string;
+  state: 'PENDING' | 'ACTIVE' | 'REJECTED' | 'DELETED';
+  mirroring_mode: 'ALL_PROJECTS' | 'SELECTED_PROJECTS';
+  created_at: number;
+  updated_at: number;
+  last_seen_at: number | null;
+}
+
+export interface MirrorProjectsTable {
+  mirror_id: string;
+  project_id: number;
+}
+
+export interface MirrorNodesTable {
+  mirror_id: string;
+  node_id: string;
+  base_url: string | null;
+  cursor: number;
+  lag_seconds: number | null;
+  state: string;
+  last_seen_at: number;
+}
+
+export interface MirrorRepoStatesTable {
+  mirror_id: string;
+  node_id: string;
+  repository_id: number;
+  status: 'SYNCED' | 'FAILED' | 'SYNCING';
+  ref_state_hash: string | null;
+  error: string | null;
+  updated_at: number;
+}
+
+export interface MirrorLocalStateTable {
+  key: string;
+  value: string;
+}
+
+export interface MirrorLocalReposTable {
+  repository_id: number;
+  /** NEW (never synchronized), SYNCED, FAILED */
+  status: 'NEW' | 'SYNCED' | 'FAILED';
+  /** HEAD's target on the primary, e.g. refs/heads/main. */
+  default_branch: string | null;
+  /** Hash of the refs this node serves. */
+  ref_state_hash: string | null;
+  error: string | null;
+  updated_at: number;
+}
+
 export interface Database {
   users: UsersTable;
   ssh_keys: SshKeysTable;
@@ -91,6 +149,12 @@ export interface Database {
   refs: RefsTable;
   pending_ref_changes: PendingRefChangesTable;
   events: EventsTable;
+  mirrors: MirrorsTable;
+  mirror_projects: MirrorProjectsTable;
+  mirror_nodes: MirrorNodesTable;
+  mirror_repo_states: MirrorRepoStatesTable;
+  mirror_local_state: MirrorLocalStateTable;
+  mirror_local_repos: MirrorLocalReposTable;
 }
 
 export type User = Selectable<UsersTable>;
@@ -102,3 +166,4 @@ export type Project = Selectable<ProjectsTable>;
 export type Repository = Selectable<RepositoriesTable>;
 export type PermissionRow = Selectable<PermissionsTable>;
 export type EventRow = Selectable<EventsTable>;
+export type Mirror = Selectable<MirrorsTable>;

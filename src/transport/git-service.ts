@@ -2,7 +2,7 @@
 // receive-pack. Transports differ only in how they establish the principal and wire up stdio.
 import { randomUUID } from 'node:crypto';
 import { authorize, type Principal } from '../access/authorize.js';
-import type { Permissions } from '../domain/permissions.js';
+import type { Resource } from '../access/authorize.js';
 import type { Repositories, RepositoryView } from '../domain/repositories.js';
 import { Errors } from '../errors.js';
 import type { HookEndpoint } from '../git/hook-endpoint.js';
@@ -45,18 +45,33 @@ export interface GitRun {
   done: Promise<boolean>;
 }
 
+/** Where the facts for the policy come from: the local database on a primary, the primary on a mirror. */
+export interface AccessResolver {
+  repositoryResource(principal: Principal, project: RepositoryView['project'], repo: RepositoryView['repo']): Promise<Resource>;
+}
+
+/** Extra rules of a server that does not own its repositories (a mirror). */
+export interface ServingPolicy {
+  /** Throws when the repository cannot be served yet (e.g. not synchronized). */
+  checkAvailable(view: RepositoryView): Promise<void>;
+  /** The error for a push, naming where to push instead. */
+  refusePush(view: RepositoryView): Error;
+}
+
 export class GitService {
   private active = 0;
   private idleWaiters: Array<() => void> = [];
 
   constructor(
     private readonly repositories: Repositories,
-    private readonly permissions: Permissions,
+    private readonly access: AccessResolver,
     private readonly store: RepoStore,
     private readonly git: GitRunner,
-    private readonly hooks: HookEndpoint,
+    /** Absent on a mirror, where nothing is pushed. */
+    private readonly hooks: HookEndpoint | undefined,
     private readonly metrics: Metrics,
     private readonly log: Logger,
+    private readonly policy?: ServingPolicy,
   ) {}
 
   /** Finds the repository and checks the principal may use the service on it. */
@@ -69,7 +84,14 @@ export class GitService {
       if (principal.kind === 'anonymous') throw Errors.authenticationRequired();
       throw Errors.repoNotFound(path);
     }
-    const resource = await this.permissions.repositoryResource(principal, view.project, view.repo);
+    const resource = await this.access.repositoryResource(principal, view.project, view.repo);
+    if (this.policy) {
+      // Read access is checked first, so that someone who may not see the repository learns nothing about it.
+      authorize(principal, resource, 'read');
+      if (service === 'receive-pack') throw this.policy.refusePush(view);
+      await this.policy.checkAvailable(view);
+      return view;
+    }
     authorize(principal, resource, service === 'receive-pack' ? 'write' : 'read');
     return view;
   }
@@ -81,6 +103,7 @@ export class GitService {
     if (options.gitProtocol) env.GIT_PROTOCOL = options.gitProtocol;
     let pushToken: string | undefined;
     if (service === 'receive-pack') {
+      if (!this.hooks) throw new Error('receive-pack needs the hook endpoint');
       pushToken = randomUUID();
       this.hooks.register(pushToken, {
         repositoryId: view.repo.id,
@@ -115,7 +138,7 @@ export class GitService {
 
     const done = child.exited.then(async (code) => {
       try {
-        if (pushToken) await this.hooks.finish(pushToken);
+        if (pushToken) await this.hooks?.finish(pushToken);
       } catch (err) {
         this.log.error({ err, repositoryId: view.repo.id }, 'recording ref changes failed');
       }

@@ -249,3 +249,52 @@ export function parseLsRemote(stdout: string): Map<string, string> {
       }),
   );
 }
+
+// --- mirrors ----------------------------------------------------------------------------------------------
+
+/** A free loopback port (a mirror's base URL must name its port before it starts). */
+export async function freePort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Starts a mirror node of `primary` as its own process, trusting the test CA. */
+export async function startMirror(primary: TestServer, options: StartOptions = {}): Promise<TestServer> {
+  const port = await freePort();
+  const ca = await testCa();
+  return startServer({
+    ...options,
+    env: {
+      MIRRORFARM_MODE: 'mirror',
+      MIRRORFARM_MIRROR_UPSTREAM_URL: primary.baseUrl,
+      MIRRORFARM_BASE_URL: `https://127.0.0.1:${port}`,
+      MIRRORFARM_HTTP_PORT: String(port),
+      MIRRORFARM_TRUST_CA_FILE: ca.caCert,
+      MIRRORFARM_DISPLAY_NAME: 'test mirror',
+      ...options.env,
+    },
+  });
+}
+
+/** Polls `check` until it returns a value (not undefined/false) or the time is up. */
+export async function eventually<T>(check: () => Promise<T | undefined | false>, what: string, timeoutMs = 15_000, intervalMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value !== undefined && value !== false) return value;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    await sleep(intervalMs);
+  }
+}

@@ -103,11 +103,11 @@ describe('event log', () => {
     const from = await lastEventId(server);
     const main = await rev(work, 'main');
     let r = await api(server, 'POST', '/rest/api/1.0/projects/LOG/repos/app/branches', { name: 'rest-branch', startPoint: 'main' });
-    assert.equal(r.status, 200, r.text);
+    assert.ok(r.status >= 200 && r.status < 300, r.text);
     r = await api(server, 'PUT', '/rest/api/1.0/projects/LOG/repos/app/default-branch', { id: 'refs/heads/rest-branch' });
     assert.ok(r.status < 300, r.text);
     r = await api(server, 'PUT', '/rest/api/1.0/projects/LOG/repos/app', { name: 'App Two' });
-    assert.equal(r.status, 200, r.text);
+    assert.equal(r.status, 201, r.text); // Bitbucket answers a repository update with 201
     const bob = await createUser(server, 'bob');
     await grantRepo(server, 'LOG', 'app-two', 'bob', 'REPO_WRITE');
     const key = await sshKeyPair();

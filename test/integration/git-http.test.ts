@@ -1,7 +1,8 @@
 // Git over HTTPS with the real git client: clone, fetch, push in protocol v0 and v2, force pushes, tags,
 // deletes, shallow and partial clones, and what a client sees for bad requests.
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -249,8 +250,8 @@ describe('size limits', () => {
   after(() => small.stop());
 
   it('refuses a push larger than http.maxPushBytes with 413, and stores nothing', async () => {
-    const big = Array.from({ length: 200 }, (_, i) => `line ${i} ${Math.random()}`).join('\n');
-    const work = await makeWorkTree([{ 'big.txt': big.repeat(20) }]);
+    // Random content does not compress, so the pack is surely larger than the 4 KiB limit.
+    const work = await makeWorkTree([{ 'big.txt': randomBytes(30_000).toString('base64') }]);
     const r = await git(small, ['push', small.httpUrl('P', 'r'), 'main'], { creds: ADMIN, cwd: work });
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /413|exceeds the limit/);

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ANONYMOUS, authorize, effectiveLevel, Level, type Principal, type Resource } from '../../src/access/authorize.js';
+import { ANONYMOUS, authorize, effectiveLevel, Level, type AccessFacts, type Principal, type Resource } from '../../src/access/authorize.js';
 
 const user = (extra: Partial<Extract<Principal, { kind: 'user' }>> = {}): Principal => ({ kind: 'user', userId: 2, name: 'alice', sysadmin: false, via: 'password', ...extra });
-const repo = (facts: Partial<{ isPublic: boolean; projectGrant: Level; repositoryGrant: Level }> = {}): Resource => ({
+const repo = (facts: Partial<AccessFacts> = {}): Resource => ({
   kind: 'repository',
   path: 'PROJ/repo',
   facts: { isPublic: false, projectGrant: Level.NONE, repositoryGrant: Level.NONE, ...facts },
@@ -50,5 +50,17 @@ describe('authorize (the one policy function)', () => {
     assert.equal(effectiveLevel(adminToken, repo()), Level.WRITE);
     assert.equal(codeOf(() => authorize(adminToken, { kind: 'system' }, 'admin')), 'FORBIDDEN');
     assert.equal(effectiveLevel(readToken, repo()), Level.NONE, 'a token never adds to what the user has');
+  });
+});
+
+describe('authorize for mirror keys', () => {
+  const mirror: Principal = { kind: 'mirror', mirrorId: 'ABCD-0000-0000-0000' };
+
+  it('lets a mirror read only the projects it carries, and never write', () => {
+    assert.equal(codeOf(() => authorize(mirror, repo({ mirrorCarries: true }), 'read')), undefined);
+    assert.equal(codeOf(() => authorize(mirror, repo({ mirrorCarries: true }), 'write')), 'FORBIDDEN');
+    assert.equal(codeOf(() => authorize(mirror, repo({ mirrorCarries: false }), 'read')), 'REPOSITORY_NOT_FOUND');
+    assert.equal(codeOf(() => authorize(mirror, repo({ isPublic: true }), 'read')), 'REPOSITORY_NOT_FOUND', 'public does not extend a mirror beyond its selection');
+    assert.equal(codeOf(() => authorize(mirror, { kind: 'system' }, 'admin')), 'FORBIDDEN');
   });
 });

@@ -6,7 +6,7 @@ import { once } from 'node:events';
 import { PassThrough, Transform, type Readable, type TransformCallback } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Authenticator } from '../../auth/authenticator.js';
+import type { Principal } from '../../access/authorize.js';
 import { Errors, MirrorfarmError } from '../../errors.js';
 import { pktLine, FLUSH_PKT } from '../../protocol/pkt-line.js';
 import { validGitProtocol, type GitRun, type GitService, type GitServiceName } from '../git-service.js';
@@ -47,7 +47,12 @@ function repoSlug(raw: string): string {
   return raw.endsWith('.git') ? raw.slice(0, -4) : raw;
 }
 
-export function registerSmartHttp(app: FastifyInstance, git: GitService, auth: Authenticator, options: SmartHttpOptions): void {
+/** Turns an Authorization header into a principal: locally on a primary, through the primary on a mirror. */
+export interface HttpAuthenticator {
+  fromAuthorizationHeader(header: string | undefined): Promise<Principal>;
+}
+
+export function registerSmartHttp(app: FastifyInstance, git: GitService, auth: HttpAuthenticator, options: SmartHttpOptions): void {
   // Git request bodies are passed through as streams; Fastify must not buffer or parse them.
   app.addContentTypeParser(['application/x-git-upload-pack-request', 'application/x-git-receive-pack-request'], (_req, payload, done) => done(null, payload));
 

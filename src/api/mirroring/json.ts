@@ -1,0 +1,182 @@
+// JSON shapes of the mirroring API. Where Bitbucket Data Center publishes one (RestMirroringRequest,
+// RestMirrorServer, RestMirroredRepositoryDescriptor) its fields come first with its names and values; our
+// additions (fingerprint, selection, nodes, lag, sync counts) follow. The schemas double as serializers, so a
+// field that is not declared here is never sent.
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import type { AppContext } from '../../server/context.js';
+import type { MirrorDetails } from '../../primary/mirror-state.js';
+import type { Mirror, Project } from '../../store/tables.js';
+import { projectJson, ProjectJson } from '../json.js';
+
+const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
+
+export const MirroringMode = Type.Union([Type.Literal('ALL_PROJECTS'), Type.Literal('SELECTED_PROJECTS')]);
+const MirrorState = Type.Union([Type.Literal('PENDING'), Type.Literal('ACTIVE'), Type.Literal('REJECTED'), Type.Literal('DELETED')]);
+const SshUrlBase = Type.Object({ host: Type.String(), port: Type.Integer({ minimum: 1, maximum: 65535 }) });
+
+export const MirrorIdParams = Type.Object({ mirrorId: Type.String({ description: 'Mirror id, e.g. A1B2-C3D4-E5F6-0718 (derived from its public key).' }) });
+export type MirrorIdParams = Static<typeof MirrorIdParams>;
+
+export const MirroringRequestJson = Type.Object(
+  {
+    id: Type.String({ description: 'The mirror id (one request per mirror key).' }),
+    mirrorId: Type.String(),
+    mirrorName: Type.String(),
+    mirrorBaseUrl: Type.String(),
+    mirrorType: Type.Union([Type.Literal('SINGLE'), Type.Literal('FARM')]),
+    productType: Type.String(),
+    productVersion: Type.String(),
+    state: Type.Union([Type.Literal('PENDING'), Type.Literal('ACCEPTED'), Type.Literal('REJECTED')]),
+    createdDate: Type.Integer(),
+    publicKey: Type.String({ description: 'The mirror\'s ed25519 public key, also its SSH key for fetching.' }),
+    publicKeyFingerprint: Type.String({ description: 'SHA256 fingerprint of the key: compare it with the one the mirror shows before authorizing.' }),
+  },
+  { description: "Bitbucket's RestMirroringRequest plus the mirror's key." },
+);
+
+/** Bitbucket's RestMirrorServer: what any user may learn about a mirror. */
+export const MirrorServerJson = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  baseUrl: Type.String(),
+  enabled: Type.Boolean(),
+  lastSeenDate: Type.Optional(Type.String({ format: 'date-time' })),
+  mirrorType: Type.Union([Type.Literal('SINGLE'), Type.Literal('FARM')]),
+  productType: Type.String(),
+  productVersion: Type.String(),
+});
+
+const NodeJson = Type.Object({
+  id: Type.String(),
+  state: Type.String({ description: 'CONNECTED (holds an event stream), DISCONNECTED, or OUT_OF_SYNC (evicted until it reports READY).' }),
+  reportedState: Type.Optional(Type.String({ description: 'What the node last reported about itself (READY, ...).' })),
+  lastSeenDate: Type.String({ format: 'date-time' }),
+  cursor: Type.Integer({ description: 'The last event id the node has applied.' }),
+  lagSeconds: Nullable(Type.Number()),
+});
+
+export const MirrorServerDetailsJson = Type.Composite(
+  [
+    MirrorServerJson,
+    Type.Object({
+      state: MirrorState,
+      mirroringMode: MirroringMode,
+      publicKeyFingerprint: Type.String(),
+      createdDate: Type.Integer(),
+      projects: Type.Array(ProjectJson, { description: 'The selected projects (SELECTED_PROJECTS); empty with ALL_PROJECTS.' }),
+      nodes: Type.Array(NodeJson),
+      lagSeconds: Nullable(Type.Number({ description: 'The largest lag over the live nodes.' })),
+      repositories: Type.Object({
+        total: Type.Integer({ description: 'Repositories in the projects the mirror carries.' }),
+        synced: Type.Integer({ description: "Repositories every live node (not evicted, seen in the last 10 minutes) reported at the primary's current ref-state hash." }),
+        failing: Type.Array(Type.Object({ id: Type.Integer(), projectKey: Type.String(), slug: Type.String(), error: Type.String(), nodeId: Type.String() })),
+      }),
+      sshUrlBase: Type.Optional(SshUrlBase),
+    }),
+  ],
+  { description: "Bitbucket's RestMirrorServer with the mirror's selection, nodes and synchronization state." },
+);
+
+export const RegistrationJson = Type.Composite([MirrorServerJson, Type.Object({ state: MirrorState, mirroringMode: MirroringMode, publicKeyFingerprint: Type.String() })]);
+
+export const SelfJson = Type.Object({ id: Type.String(), state: MirrorState, mirroringMode: MirroringMode, projectIds: Type.Array(Type.Integer()) });
+
+export const SnapshotJson = Type.Object({
+  lastEventId: Type.Integer({ description: 'Open the event stream after this id.' }),
+  mirroringMode: MirroringMode,
+  projectIds: Type.Array(Type.Integer()),
+  projects: Type.Array(Type.Object({ id: Type.Integer(), key: Type.String(), name: Type.String(), public: Type.Boolean() })),
+  repositories: Type.Array(
+    Type.Object({
+      id: Type.Integer(),
+      projectId: Type.Integer(),
+      slug: Type.String(),
+      name: Type.String(),
+      public: Type.Boolean(),
+      defaultBranch: Nullable(Type.String()),
+      refStateHash: Nullable(Type.String()),
+    }),
+  ),
+});
+
+export const DiscoveryJson = Type.Object({
+  product: Type.Literal('mirrorfarm'),
+  version: Type.String(),
+  baseUrl: Type.String(),
+  displayName: Type.String(),
+  ssh: Type.Object({
+    enabled: Type.Boolean(),
+    host: Type.Optional(Type.String()),
+    port: Type.Optional(Type.Integer()),
+    hostKeys: Type.Array(Type.String({ description: 'OpenSSH public host keys, "ssh-ed25519 AAAA...": pin them in known_hosts.' })),
+  }),
+});
+
+export const AuthenticateJson = Type.Object({
+  user: Nullable(Type.Object({ id: Type.Integer(), name: Type.String(), sysadmin: Type.Boolean() })),
+  access: Type.Record(Type.String(), Type.Union([Type.Literal('READ'), Type.Literal('NONE')])),
+});
+
+export const MirroredRepositoryDescriptorJson = Type.Object(
+  {
+    mirrorServer: MirrorServerJson,
+    links: Type.Object({
+      self: Type.Array(Type.Object({ href: Type.String() })),
+      clone: Type.Array(Type.Object({ href: Type.String(), name: Type.String() })),
+    }),
+    available: Type.Boolean({ description: 'Always true: only mirrors that have the repository in sync are listed.' }),
+    refStateHash: Type.String(),
+  },
+  { description: "Bitbucket's RestMirroredRepositoryDescriptor with the repository's clone links on the mirror." },
+);
+
+// --- mappers --------------------------------------------------------------------------------------------
+
+const PRODUCT = 'mirrorfarm';
+
+export function mirroringRequestJson(m: Mirror): Static<typeof MirroringRequestJson> {
+  return {
+    id: m.id,
+    mirrorId: m.id,
+    mirrorName: m.name,
+    mirrorBaseUrl: m.base_url,
+    mirrorType: 'SINGLE',
+    productType: PRODUCT,
+    productVersion: m.product_version,
+    state: m.state === 'PENDING' ? 'PENDING' : m.state === 'ACTIVE' ? 'ACCEPTED' : 'REJECTED',
+    createdDate: Number(m.created_at),
+    publicKey: m.public_key,
+    publicKeyFingerprint: m.fingerprint,
+  };
+}
+
+export function mirrorServerJson(m: Mirror, details?: Pick<MirrorDetails, 'nodes'>): Static<typeof MirrorServerJson> {
+  const nodeSeen = (details?.nodes ?? []).map((n) => Date.parse(n.lastSeenDate));
+  const lastSeen = Math.max(Number(m.last_seen_at ?? 0), ...nodeSeen);
+  return {
+    id: m.id,
+    name: m.name,
+    baseUrl: m.base_url,
+    enabled: m.state === 'ACTIVE',
+    ...(lastSeen > 0 ? { lastSeenDate: new Date(lastSeen).toISOString() } : {}),
+    mirrorType: (details?.nodes.length ?? 0) > 1 ? 'FARM' : 'SINGLE',
+    productType: PRODUCT,
+    productVersion: m.product_version,
+  };
+}
+
+export function mirrorServerDetailsJson(urls: AppContext['urls'], m: Mirror, details: MirrorDetails, projects: Map<number, Project>): Static<typeof MirrorServerDetailsJson> {
+  const selected = m.mirroring_mode === 'SELECTED_PROJECTS' ? details.projectIds.map((id) => projects.get(id)).filter((p): p is Project => p !== undefined) : [];
+  return {
+    ...mirrorServerJson(m, details),
+    state: m.state,
+    mirroringMode: m.mirroring_mode,
+    publicKeyFingerprint: m.fingerprint,
+    createdDate: Number(m.created_at),
+    projects: selected.map((p) => projectJson(urls, p)),
+    nodes: details.nodes,
+    lagSeconds: details.lagSeconds,
+    repositories: details.repositories,
+    ...(details.sshUrlBase ? { sshUrlBase: details.sshUrlBase } : {}),
+  };
+}

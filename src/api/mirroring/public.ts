@@ -1,0 +1,87 @@
+// Routes for anyone: discovery of the primary (what a mirror's setup checks and pins), and for users who can
+// read a repository, the mirrors that serve it in sync, with clone links on each mirror.
+import { Type, type Static } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import { authorize } from '../../access/authorize.js';
+import { Errors } from '../../errors.js';
+import type { AppContext } from '../../server/context.js';
+import type { Mirror } from '../../store/tables.js';
+import { errorResponses } from '../json.js';
+import { PageQuery, Paged, pageBounds, pageOf } from '../paging.js';
+import { callerOf, PREFIX, TAGS, type MirroringServices } from './common.js';
+import { DiscoveryJson, MirroredRepositoryDescriptorJson, mirrorServerJson } from './json.js';
+
+const RepositoryIdParams = Type.Object({ repositoryId: Type.String({ description: 'The repository id (as in RestRepository.id).' }) });
+
+export function registerPublicRoutes(app: FastifyInstance, context: AppContext, services: MirroringServices): void {
+  const { state } = services;
+
+  app.get(
+    `${PREFIX}/primary`,
+    {
+      schema: {
+        tags: TAGS,
+        summary: 'Discover the primary',
+        description:
+          'Anonymous. What a mirror checks before registering: that this is a mirrorfarm primary, its base URL, and its SSH endpoint with the host keys ' +
+          'to pin (learned over this validated HTTPS connection, so the SSH connection needs no trust on first use).',
+        security: [{}],
+        response: { 200: DiscoveryJson },
+      },
+    },
+    async () => {
+      const ssh = context.config.ssh.enabled ? context.sshUrlBase() : undefined;
+      return {
+        product: 'mirrorfarm' as const,
+        version: context.version,
+        baseUrl: context.urls.base(),
+        displayName: context.config.displayName,
+        ssh: ssh ? { enabled: true, host: ssh.host, port: ssh.port, hostKeys: context.sshHostKeys() } : { enabled: false, hostKeys: [] },
+      };
+    },
+  );
+
+  app.get<{ Params: Static<typeof RepositoryIdParams>; Querystring: Static<typeof PageQuery> }>(
+    `${PREFIX}/repos/:repositoryId/mirrors`,
+    {
+      schema: {
+        tags: TAGS,
+        summary: 'Get mirrors for repository',
+        description:
+          'Needs REPO_READ. The mirrors that serve the repository at the primary\'s current state on every active node, with its clone URLs there. ' +
+          'A mirror that has not yet synchronized the latest push is not listed.',
+        params: RepositoryIdParams,
+        querystring: PageQuery,
+        response: { 200: Paged(MirroredRepositoryDescriptorJson, 'A page of mirrors.'), ...errorResponses },
+      },
+    },
+    async (request) => {
+      const principal = await callerOf(context, request);
+      const raw = request.params.repositoryId;
+      const repo = /^\d{1,15}$/.test(raw) ? await context.repositories.byId(Number(raw)) : undefined;
+      const project = repo ? await context.projects.byId(repo.project_id) : undefined;
+      if (!repo || !project) {
+        if (principal.kind === 'anonymous') throw Errors.authenticationRequired();
+        throw Errors.repoNotFound(`with id ${raw}`);
+      }
+      authorize(principal, await context.permissions.repositoryResource(principal, project, repo), 'read');
+      const mirrors = await state.mirrorsInSync(repo.id, project.id, repo.ref_state_hash);
+      const { start, limit } = pageBounds(request.query);
+      const path = `${project.key.toLowerCase()}/${repo.slug}.git`;
+      const descriptor = (m: Mirror) => {
+        const ssh = state.sshUrlBase(m.id);
+        const host = ssh && (ssh.host.includes(':') ? `[${ssh.host}]` : ssh.host);
+        return {
+          mirrorServer: mirrorServerJson(m),
+          links: {
+            self: [{ href: `${m.base_url}/rest/api/1.0/projects/${project.key}/repos/${repo.slug}` }],
+            clone: [{ href: `${m.base_url}/scm/${path}`, name: 'http' }, ...(ssh ? [{ href: `ssh://git@${host}:${ssh.port}/${path}`, name: 'ssh' }] : [])],
+          },
+          available: true,
+          refStateHash: repo.ref_state_hash!,
+        };
+      };
+      return pageOf(mirrors.map(descriptor), start, limit);
+    },
+  );
+}

@@ -1,0 +1,445 @@
+// A mirror node's life: preflight, registration, waiting for authorization, then staying in sync: a snapshot
+// pass at start and every snapshotIntervalSeconds, the event stream in between, and reports to the primary.
+// State changes are logged once, not per retry.
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Config } from '../config/schema.js';
+import { MirrorfarmError } from '../errors.js';
+import type { Logger } from '../obs/logger.js';
+import type { Catalog, UpstreamProject, UpstreamRepository } from './catalog.js';
+import type { DelegatedAuth } from './delegated-auth.js';
+import { EventStreamClient, type StreamMessage } from './event-stream.js';
+import type { MirrorIdentity } from './identity.js';
+import type { MirrorMetrics } from './metrics.js';
+import { preflight, type PreflightResult } from './preflight.js';
+import type { SyncEngine, SyncResult } from './sync-engine.js';
+import type { Upstream } from './upstream.js';
+import { VERSION } from '../version.js';
+
+export type MirrorState = 'INITIALIZING' | 'ERROR' | 'PENDING' | 'SYNCHRONIZING' | 'SYNCHRONIZED' | 'REJECTED' | 'REMOVED';
+
+interface Snapshot {
+  lastEventId: number;
+  mirroringMode: string;
+  projectIds: number[];
+  projects: UpstreamProject[];
+  repositories: UpstreamRepository[];
+}
+
+interface StreamEvent {
+  id: number;
+  type: string;
+  createdDate?: number;
+  projectId?: number | null;
+  repositoryId?: number | null;
+  [field: string]: unknown;
+}
+
+const AUTH_EVENTS = /^(permission|user|ssh_key|access_token)\./;
+/** How many repositories a snapshot pass reads from disk to verify (see verificationBatch). */
+const VERIFY_PER_PASS = 500;
+
+export interface MirrorControllerDeps {
+  config: Config;
+  identity: MirrorIdentity;
+  upstream: Upstream;
+  catalog: Catalog;
+  engine: SyncEngine;
+  auth: DelegatedAuth;
+  metrics: MirrorMetrics;
+  log: Logger;
+  instanceId: string;
+  ownSshBase: () => { host: string; port: number } | undefined;
+}
+
+export class MirrorController {
+  state: MirrorState = 'INITIALIZING';
+  error: { code: string; message: string } | undefined;
+  primary: PreflightResult | undefined;
+  private stream: EventStreamClient | undefined;
+  private cursor = 0;
+  private timers: NodeJS.Timeout[] = [];
+  private stopped = false;
+  private snapshotRunning: Promise<void> | undefined;
+  private deleteGuard: string | undefined;
+  private readonly reportQueue = new Map<number, SyncResult>();
+  private reporting = false;
+  private lastReport = 0;
+  private verifyOffset = 0;
+
+  constructor(private readonly deps: MirrorControllerDeps) {}
+
+  /** Runs in the background; the HTTP and SSH listeners are already up so preflight can reach them. */
+  start(): void {
+    void this.run().catch((err: Error) => this.setError('MIRROR_INTERNAL_ERROR', err.message));
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.stream?.stop();
+    this.timers.forEach((t) => clearInterval(t));
+    this.deps.engine.stop();
+  }
+
+  /** Ready for the load balancer: only when everything carried is in sync. */
+  ready(): boolean {
+    return this.state === 'SYNCHRONIZED';
+  }
+
+  removed(): boolean {
+    return this.state === 'REMOVED' || this.state === 'REJECTED';
+  }
+
+  async progress(): Promise<{ synced: number; total: number; failing: Array<{ repository: string; error: string | null }> }> {
+    const repos = await this.deps.catalog.repositories();
+    return {
+      synced: repos.filter((r) => r.status === 'SYNCED').length,
+      total: repos.length,
+      failing: repos.filter((r) => r.status === 'FAILED').map((r) => ({ repository: `${r.projectKey}/${r.slug}`, error: r.error })),
+    };
+  }
+
+  primaryMirrorUrl(): string {
+    return `${this.deps.config.mirror.upstreamUrl}/rest/mirroring/1.0/mirrorServers/${this.deps.identity.mirrorId}`;
+  }
+
+  private setState(state: MirrorState): void {
+    if (state === this.state) return;
+    this.deps.log.info({ from: this.state, to: state, mirrorId: this.deps.identity.mirrorId }, 'mirror state changed');
+    this.state = state;
+    if (state !== 'ERROR') this.error = undefined;
+  }
+
+  private setError(code: string, message: string): void {
+    if (this.error?.code !== code) this.deps.log.error({ code, message }, 'mirror cannot proceed');
+    this.error = { code, message };
+    this.state = 'ERROR';
+  }
+
+  private async sleep(ms: number): Promise<void> {
+    await new Promise((resolve) => setTimeout(resolve, ms).unref());
+  }
+
+  private async run(): Promise<void> {
+    const { config, identity, upstream } = this.deps;
+    // 1. Preflight, retried until it passes: each failure is one clear message in /status and the log.
+    let delay = 1000;
+    while (!this.stopped) {
+      try {
+        this.primary = await preflight({ upstreamUrl: config.mirror.upstreamUrl!, baseUrl: config.baseUrl!, caFile: config.trust.caFile, instanceId: this.deps.instanceId });
+        break;
+      } catch (err) {
+        const e = err as MirrorfarmError;
+        this.setError(e.code ?? 'MIRROR_PREFLIGHT_FAILED', e.message);
+        await this.sleep(delay);
+        delay = Math.min(delay * 2, 30_000);
+      }
+    }
+    if (this.stopped || !this.primary) return;
+    await this.pinHostKeys(this.primary);
+
+    // 2. Registration, then wait for an administrator.
+    delay = 1000;
+    while (!this.stopped) {
+      try {
+        const mirror = await upstream.call<{ state: string }>('POST', '/rest/mirroring/1.0/requests', {
+          mirrorName: config.displayName,
+          baseUrl: config.baseUrl,
+          publicKey: identity.key.publicKey,
+          productVersion: VERSION,
+        });
+        if (mirror.state === 'ACTIVE') break;
+        this.setState('PENDING');
+        const state = await this.waitForAuthorization();
+        if (state === 'ACTIVE') break;
+        return;
+      } catch (err) {
+        const e = err as MirrorfarmError;
+        if (this.refused(e)) return;
+        this.setError(e.code ?? 'MIRROR_REGISTRATION_FAILED', e.message);
+        await this.sleep(delay);
+        delay = Math.min(delay * 2, 30_000);
+      }
+    }
+    if (this.stopped) return;
+
+    // 3. In sync: snapshot, then the stream; snapshots repeat to repair anything the stream missed.
+    this.setState('SYNCHRONIZING');
+    const stored = await this.deps.catalog.getState('cursor');
+    this.cursor = stored ? Number(stored) : 0;
+    await this.snapshotWithRetry(stored === undefined);
+    if (this.stopped || this.removed()) return;
+    this.stream = new EventStreamClient(upstream, () => this.cursor, {
+      onMessage: (m) => this.onMessage(m),
+      onCursor: (id) => this.advance(id),
+      onRefused: (err) => void this.refused(err),
+      onConnected: () => this.deps.log.debug('event stream connected'),
+      onDisconnected: (err) => err && this.deps.log.debug({ err: err.message }, 'event stream interrupted; resuming'),
+    }, this.deps.log);
+    this.stream.start();
+    this.timers.push(setInterval(() => void this.snapshot().catch((err: Error) => this.deps.log.warn({ err: err.message }, 'snapshot pass failed')), config.mirror.snapshotIntervalSeconds * 1000).unref());
+    this.timers.push(setInterval(() => void this.tick(), 500).unref());
+  }
+
+  private async waitForAuthorization(): Promise<string> {
+    while (!this.stopped) {
+      try {
+        const self = await this.deps.upstream.call<{ state: string }>('GET', '/rest/mirroring/1.0/mirror/self');
+        if (self.state === 'ACTIVE') return 'ACTIVE';
+      } catch (err) {
+        if (this.refused(err as MirrorfarmError)) return 'REFUSED';
+      }
+      await this.sleep(1000);
+    }
+    return 'STOPPED';
+  }
+
+  /** The primary no longer accepts this mirror: stop syncing and serving. */
+  private refused(err: MirrorfarmError): boolean {
+    if (err.code === 'MIRROR_REMOVED' || err.code === 'MIRROR_REJECTED') {
+      this.setState(err.code === 'MIRROR_REMOVED' ? 'REMOVED' : 'REJECTED');
+      void this.stop();
+      return true;
+    }
+    return false;
+  }
+
+  private async pinHostKeys(primary: PreflightResult): Promise<void> {
+    const dir = join(this.deps.config.home, 'mirror');
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    // Pinned under an alias, so the pin holds whatever name or address the primary is reached by.
+    await writeFile(join(dir, 'known_hosts'), primary.hostKeys.map((k) => `mirrorfarm-primary ${k}\n`).join(''), { mode: 0o600 });
+  }
+
+  private async snapshotWithRetry(first: boolean): Promise<void> {
+    let delay = 1000;
+    while (!this.stopped) {
+      try {
+        await this.snapshot(first);
+        return;
+      } catch (err) {
+        const e = err as MirrorfarmError;
+        if (this.refused(e)) return;
+        this.deps.log.warn({ err: e.message }, 'snapshot pass failed; retrying');
+        await this.sleep(delay);
+        delay = Math.min(delay * 2, 30_000);
+      }
+    }
+  }
+
+  /** Compares the primary's list of (repository, ref-state hash) with ours and repairs every difference. */
+  async snapshot(adoptCursor = false): Promise<void> {
+    if (this.snapshotRunning) return this.snapshotRunning;
+    this.snapshotRunning = this.snapshotPass(adoptCursor).finally(() => (this.snapshotRunning = undefined));
+    return this.snapshotRunning;
+  }
+
+  private async snapshotPass(adoptCursor: boolean): Promise<void> {
+    const { catalog, engine, config } = this.deps;
+    const snap = await this.deps.upstream.call<Snapshot>('GET', '/rest/mirroring/1.0/mirror/snapshot');
+    for (const p of snap.projects) await catalog.upsertProject(p);
+    const wanted = new Map(snap.repositories.map((r) => [r.id, r]));
+    const local = await catalog.repositories();
+    const extra = local.filter((r) => !wanted.has(r.id));
+    // A purge guard: a short list is more likely a fault than an instruction to drop most of the mirror.
+    const share = local.length ? extra.length / local.length : 0;
+    if (extra.length > 1 && share > config.mirror.maxDeleteShare) {
+      const message = `refusing to delete ${extra.length} of ${local.length} repositories in one snapshot pass (more than mirror.maxDeleteShare = ${config.mirror.maxDeleteShare}); check the primary, or raise the setting`;
+      if (this.deleteGuard !== message) this.deps.log.error({ delete: extra.length, total: local.length }, message);
+      this.deleteGuard = message;
+    } else {
+      this.deleteGuard = undefined;
+      for (const r of extra) await this.dropRepository(r.id);
+    }
+    const projectIds = new Set(snap.projects.map((p) => p.id));
+    for (const id of await catalog.projectIds()) {
+      if (!projectIds.has(id) && !(await catalog.repositories()).some((r) => r.projectId === id)) await catalog.removeProject(id);
+    }
+    const mineById = new Map(local.map((l) => [l.id, l]));
+    const verify = this.verificationBatch(snap.repositories.map((r) => r.id));
+    for (const r of snap.repositories) {
+      await catalog.upsertRepository(r);
+      const mine = mineById.get(r.id);
+      let drifted = !mine || mine.status !== 'SYNCED' || mine.refStateHash !== r.refStateHash;
+      // What the database says was published is checked against the disk, so a repository changed or
+      // damaged behind the mirror's back is repaired too.
+      if (!drifted && verify.has(r.id)) drifted = (await engine.diskHash(r.id)) !== r.refStateHash;
+      if (drifted) engine.request(r.id);
+    }
+    // The snapshot covers everything up to lastEventId: a new node, or one whose cursor fell out of the
+    // primary's retention, continues the stream from there.
+    if (adoptCursor) await this.advance(snap.lastEventId);
+    this.evaluate();
+  }
+
+  /**
+   * The repositories whose disk state this pass verifies: all of them up to VERIFY_PER_PASS, otherwise a
+   * window that moves on each pass, so that a pass stays fast with many repositories and every repository is
+   * still verified every few passes.
+   */
+  private verificationBatch(ids: number[]): Set<number> {
+    if (ids.length <= VERIFY_PER_PASS) return new Set(ids);
+    const start = this.verifyOffset % ids.length;
+    this.verifyOffset = start + VERIFY_PER_PASS;
+    const window = ids.slice(start, start + VERIFY_PER_PASS);
+    if (window.length < VERIFY_PER_PASS) window.push(...ids.slice(0, VERIFY_PER_PASS - window.length));
+    return new Set(window);
+  }
+
+  private async dropRepository(id: number): Promise<void> {
+    await this.deps.engine.remove(id);
+    await this.deps.catalog.removeRepository(id);
+  }
+
+  private async advance(id: number): Promise<void> {
+    if (id <= this.cursor) return;
+    this.cursor = id;
+    await this.deps.catalog.setState('cursor', String(id));
+  }
+
+  private async onMessage(message: StreamMessage): Promise<void> {
+    this.deps.metrics.streamEvents.inc();
+    const { catalog, engine, auth } = this.deps;
+    const data = message.data as StreamEvent;
+    switch (message.event) {
+      case 'commit': {
+        const { repositoryId, refStateHash } = message.data as { repositoryId: number; refStateHash: string };
+        await engine.commitStaged(repositoryId, refStateHash);
+        return;
+      }
+      case 'snapshot-required':
+        await this.snapshot(true);
+        return;
+      case 'removed':
+        this.refused(new MirrorfarmError('MIRROR_REMOVED', 403, 'removed'));
+        return;
+    }
+    const seenAt = typeof data.createdDate === 'number' ? data.createdDate : Date.now();
+    if (AUTH_EVENTS.test(data.type)) auth.invalidate();
+    switch (data.type) {
+      case 'ref.updated':
+        if (data.repositoryId && (await catalog.repository(data.repositoryId))) engine.request(data.repositoryId, seenAt);
+        else if (data.repositoryId) await this.snapshot();
+        break;
+      case 'repository.head_changed':
+        if (data.repositoryId) {
+          await catalog.setDefaultBranch(data.repositoryId, typeof data.to === 'string' ? data.to : null);
+          engine.request(data.repositoryId, seenAt);
+        }
+        break;
+      case 'repository.created':
+        if (data.repositoryId && data.projectId && typeof data.slug === 'string') {
+          await this.ensureProject(data.projectId, data.projectKey);
+          await catalog.upsertRepository({
+            id: data.repositoryId,
+            projectId: data.projectId,
+            slug: data.slug,
+            name: String(data.name ?? data.slug),
+            public: !!data.public,
+            defaultBranch: typeof data.defaultBranch === 'string' ? data.defaultBranch : null,
+            refStateHash: null,
+          });
+          engine.request(data.repositoryId, seenAt);
+        }
+        break;
+      case 'repository.updated':
+        if (data.repositoryId) {
+          if (typeof data.slug !== 'string') {
+            // Moved to a project this mirror does not carry: the event is stripped, the repository goes.
+            if (await catalog.repository(data.repositoryId)) await this.dropRepository(data.repositoryId);
+          } else {
+            await this.ensureProject(data.projectId!, data.projectKey);
+            const existed = await catalog.repository(data.repositoryId);
+            await catalog.upsertRepository({
+              id: data.repositoryId,
+              projectId: data.projectId!,
+              slug: data.slug,
+              name: String(data.name ?? data.slug),
+              public: !!data.public,
+              defaultBranch: existed?.defaultBranch ?? null,
+              refStateHash: null,
+            });
+            if (!existed) engine.request(data.repositoryId, seenAt);
+          }
+        }
+        break;
+      case 'repository.deleted':
+        if (data.repositoryId && (await catalog.repository(data.repositoryId))) await this.dropRepository(data.repositoryId);
+        break;
+      case 'project.created':
+      case 'project.updated':
+        if (data.projectId && typeof data.key === 'string') await catalog.upsertProject({ id: data.projectId, key: data.key, name: String(data.name ?? data.key), public: !!data.public });
+        break;
+      case 'project.deleted':
+        if (data.projectId) for (const id of await catalog.removeProject(data.projectId)) await this.deps.engine.remove(id);
+        break;
+      case 'mirror.updated': {
+        // An administrator changed what this mirror carries: drop what left the selection at once (an
+        // explicit instruction, not subject to the purge guard), then fetch what was added.
+        const ids = Array.isArray(data.projectIds) ? (data.projectIds as number[]) : [];
+        if (data.mirroringMode === 'SELECTED_PROJECTS') {
+          for (const pid of await catalog.projectIds()) {
+            if (!ids.includes(pid)) for (const id of await catalog.removeProject(pid)) await this.deps.engine.remove(id);
+          }
+        }
+        await this.snapshot();
+        break;
+      }
+      case 'mirror.deleted':
+      case 'mirror.rejected':
+        this.refused(new MirrorfarmError(data.type === 'mirror.deleted' ? 'MIRROR_REMOVED' : 'MIRROR_REJECTED', 403, 'removed'));
+        break;
+    }
+    if (message.id !== undefined) await this.advance(message.id);
+  }
+
+  private async ensureProject(projectId: number, key: unknown): Promise<void> {
+    const known = (await this.deps.catalog.projectIds()).includes(projectId);
+    if (!known && typeof key === 'string') await this.deps.catalog.upsertProject({ id: projectId, key, name: key, public: false });
+    else if (!known) await this.snapshot();
+  }
+
+  /** Called with every sync result: remembered for the next report to the primary. */
+  onSyncResult(result: SyncResult): void {
+    this.reportQueue.set(result.repositoryId, result);
+    this.evaluate();
+  }
+
+  private evaluate(): void {
+    if (this.removed() || this.state === 'ERROR' || this.state === 'PENDING' || this.state === 'INITIALIZING') return;
+    void this.deps.catalog.repositories().then((repos) => {
+      const inSync = this.deps.engine.pending() === 0 && repos.every((r) => r.status === 'SYNCED') && !this.snapshotRunning;
+      if (!this.removed()) this.setState(inSync ? 'SYNCHRONIZED' : 'SYNCHRONIZING');
+    });
+  }
+
+  private async tick(): Promise<void> {
+    this.deps.metrics.lag.set(this.deps.engine.lagSeconds());
+    this.evaluate();
+    // Results are reported as they come; otherwise a heartbeat every 5 s carries lag and state.
+    if (this.reporting || this.removed() || (this.reportQueue.size === 0 && Date.now() - this.lastReport < 5000)) return;
+    this.reporting = true;
+    this.lastReport = Date.now();
+    const batch = [...this.reportQueue.values()];
+    this.reportQueue.clear();
+    try {
+      await this.deps.upstream.call('POST', '/rest/mirroring/1.0/mirror/report', {
+        cursor: this.cursor,
+        lagSeconds: this.deps.engine.lagSeconds(),
+        state: this.state,
+        sshUrlBase: this.deps.ownSshBase(),
+        repositories: batch.map((r) => ({ id: r.repositoryId, status: r.status, refStateHash: r.refStateHash, ...(r.error ? { error: r.error } : {}) })),
+      });
+    } catch (err) {
+      for (const r of batch) if (!this.reportQueue.has(r.repositoryId)) this.reportQueue.set(r.repositoryId, r);
+      this.refused(err as MirrorfarmError);
+    } finally {
+      this.reporting = false;
+    }
+  }
+
+  /** Why the last snapshot refused to delete, for /status. */
+  guardMessage(): string | undefined {
+    return this.deleteGuard;
+  }
+}

@@ -1,0 +1,144 @@
+// Users log in to a mirror with their primary credentials. The mirror asks the primary (POST
+// /rest/mirroring/1.0/authenticate), caches positive answers for authCacheSeconds, and drops the whole cache as
+// soon as a permission, key, token or user event arrives on the stream. When the primary cannot be reached,
+// answers verified within authGraceSeconds keep working; anything new gets a clear "primary unavailable".
+// Passwords are only ever held in memory as a SHA-256 cache key, never stored or logged.
+import { createHash } from 'node:crypto';
+import { ANONYMOUS, Level, type Principal, type Resource } from '../access/authorize.js';
+import type { RepositoryView } from '../domain/repositories.js';
+import { Errors, MirrorfarmError } from '../errors.js';
+import type { AccessResolver } from '../transport/git-service.js';
+import type { MirrorMetrics } from './metrics.js';
+import { UpstreamError, type Upstream } from './upstream.js';
+
+type Credentials = { type: 'basic'; username: string; password: string } | { type: 'ssh-key'; publicKey: string };
+
+interface AuthAnswer {
+  user: { id: number; name: string; sysadmin: boolean } | null;
+  access: Record<string, 'READ' | 'NONE'>;
+}
+
+interface CacheEntry {
+  credentials: Credentials;
+  principal: Principal;
+  access: Map<number, Level>;
+  verifiedAt: number;
+}
+
+export class DelegatedAuth implements AccessResolver {
+  private readonly cache = new Map<string, CacheEntry>();
+  private readonly keyOf = new WeakMap<Principal, string>();
+
+  constructor(
+    private readonly upstream: Upstream,
+    private readonly metrics: MirrorMetrics,
+    private readonly options: { cacheSeconds: number; graceSeconds: number },
+    /** Why this mirror serves nobody right now (removed from its primary), if so. */
+    private readonly refusal: () => MirrorfarmError | undefined = () => undefined,
+  ) {}
+
+  /** Forgets every cached answer (a permission, key, token or user changed on the primary). */
+  invalidate(): void {
+    this.cache.clear();
+  }
+
+  async fromAuthorizationHeader(header: string | undefined): Promise<Principal> {
+    const refused = this.refusal();
+    if (refused) throw refused;
+    if (!header) return ANONYMOUS;
+    const space = header.indexOf(' ');
+    const scheme = header.slice(0, space).toLowerCase();
+    const value = header.slice(space + 1).trim();
+    let credentials: Credentials;
+    if (scheme === 'basic') {
+      const decoded = Buffer.from(value, 'base64').toString('utf8');
+      const colon = decoded.indexOf(':');
+      if (colon <= 0) throw Errors.badCredentials();
+      credentials = { type: 'basic', username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
+    } else if (scheme === 'bearer') {
+      credentials = { type: 'basic', username: '', password: value };
+    } else {
+      throw Errors.badCredentials();
+    }
+    const entry = await this.lookup(credentials, []);
+    if (!entry) throw Errors.badCredentials();
+    return entry.principal;
+  }
+
+  /** For the SSH server, after it has verified the client's signature itself. */
+  async fromPublicKey(publicKey: string): Promise<Principal | undefined> {
+    const refused = this.refusal();
+    if (refused) throw refused;
+    return (await this.lookup({ type: 'ssh-key', publicKey }, []))?.principal;
+  }
+
+  async repositoryResource(principal: Principal, project: RepositoryView['project'], repo: RepositoryView['repo']): Promise<Resource> {
+    const isPublic = !!project.is_public || !!repo.is_public;
+    let level = Level.NONE;
+    const key = principal.kind === 'user' ? this.keyOf.get(principal) : undefined;
+    const entry = key ? this.cache.get(key) : undefined;
+    if (entry) {
+      const known = entry.access.get(repo.id);
+      level = known ?? (await this.lookup(entry.credentials, [repo.id]))?.access.get(repo.id) ?? Level.NONE;
+    }
+    // The primary already applied its policy (grants, token scope, sysadmin); the mirror only serves reads.
+    return { kind: 'repository', path: `${project.key}/${repo.slug}`, facts: { isPublic, projectGrant: Level.NONE, repositoryGrant: level } };
+  }
+
+  private async lookup(credentials: Credentials, repositoryIds: number[]): Promise<CacheEntry | undefined> {
+    const key = cacheKey(credentials);
+    const cached = this.cache.get(key);
+    const now = Date.now();
+    const fresh = cached && now - cached.verifiedAt < this.options.cacheSeconds * 1000;
+    if (fresh && repositoryIds.every((id) => cached.access.has(id))) {
+      this.metrics.authCache.inc({ result: 'hit' });
+      return cached;
+    }
+    let answer: AuthAnswer;
+    try {
+      answer = await this.upstream.call<AuthAnswer>('POST', '/rest/mirroring/1.0/authenticate', { credentials, repositoryIds });
+    } catch (err) {
+      if (err instanceof UpstreamError && err.status === 401) {
+        this.cache.delete(key);
+        return undefined;
+      }
+      if (isUnavailable(err) && cached && now - cached.verifiedAt < this.options.graceSeconds * 1000) {
+        this.metrics.authCache.inc({ result: 'grace' });
+        return cached;
+      }
+      if (isUnavailable(err)) {
+        throw new MirrorfarmError('MIRROR_UPSTREAM_UNAVAILABLE', 503, 'The primary server cannot be reached to verify your credentials right now; try again shortly, or use the primary directly.');
+      }
+      throw err;
+    }
+    this.metrics.authCache.inc({ result: 'miss' });
+    if (!answer.user) return undefined;
+    const principal: Principal = {
+      kind: 'user',
+      userId: answer.user.id,
+      name: answer.user.name,
+      sysadmin: false, // never more than READ on a mirror, whatever the user is on the primary
+      via: credentials.type === 'ssh-key' ? 'ssh-key' : credentials.password.startsWith('mft_') ? 'token' : 'password',
+    };
+    const entry: CacheEntry = {
+      credentials,
+      principal,
+      access: fresh ? cached.access : new Map(),
+      verifiedAt: fresh ? cached.verifiedAt : now,
+    };
+    for (const [id, level] of Object.entries(answer.access ?? {})) entry.access.set(Number(id), level === 'READ' ? Level.READ : Level.NONE);
+    this.cache.set(key, entry);
+    this.keyOf.set(principal, key);
+    return entry;
+  }
+}
+
+function cacheKey(credentials: Credentials): string {
+  const material = credentials.type === 'basic' ? `basic\0${credentials.username.toLowerCase()}\0${credentials.password}` : `ssh\0${credentials.publicKey}`;
+  return createHash('sha256').update(material).digest('hex');
+}
+
+function isUnavailable(err: unknown): boolean {
+  if (!(err instanceof MirrorfarmError)) return false;
+  return err.code.endsWith('_UNREACHABLE') || err.status >= 500;
+}

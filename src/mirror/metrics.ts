@@ -1,0 +1,25 @@
+// A mirror's own metrics, on the server's registry.
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+
+export class MirrorMetrics {
+  readonly lag: Gauge;
+  readonly queueDepth: Gauge;
+  readonly fetchDuration: Histogram;
+  readonly failures: Counter;
+  readonly authCache: Counter;
+  readonly streamEvents: Counter;
+
+  constructor(registry: Registry) {
+    this.lag = new Gauge({ name: 'mirrorfarm_mirror_sync_lag_seconds', help: 'Seconds since the oldest change from the primary that this node has not yet published.', registers: [registry] });
+    this.queueDepth = new Gauge({ name: 'mirrorfarm_mirror_sync_queue_depth', help: 'Repositories waiting to be synchronized.', registers: [registry] });
+    this.fetchDuration = new Histogram({
+      name: 'mirrorfarm_mirror_sync_duration_seconds',
+      help: 'Duration of one repository sync (fetch and publish).',
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 120, 600],
+      registers: [registry],
+    });
+    this.failures = new Counter({ name: 'mirrorfarm_mirror_sync_failures_total', help: 'Repository syncs that failed.', registers: [registry] });
+    this.authCache = new Counter({ name: 'mirrorfarm_mirror_auth_cache_total', help: 'Delegated authentication lookups, by result (hit, miss, grace).', labelNames: ['result'], registers: [registry] });
+    this.streamEvents = new Counter({ name: 'mirrorfarm_mirror_stream_events_total', help: 'Events received from the primary.', registers: [registry] });
+  }
+}

@@ -1,0 +1,59 @@
+// The checks a mirror makes before it registers (the setup wizard's checks), each failing with one coded,
+// actionable message: the primary answers over HTTPS with a certificate that validates, it is a mirrorfarm
+// primary with SSH enabled, its SSH host key is published (and then pinned), and the mirror's own base URL
+// answers over valid HTTPS and reaches this very process.
+import { MirrorfarmError } from '../errors.js';
+import { getJson, trustedCas } from './upstream.js';
+
+export interface PrimaryInfo {
+  product: string;
+  version: string;
+  baseUrl: string;
+  displayName?: string;
+  ssh: { enabled: boolean; host?: string; port?: number; hostKeys?: string[] };
+}
+
+export interface PreflightResult {
+  primary: PrimaryInfo;
+  sshHost: string;
+  sshPort: number;
+  hostKeys: string[];
+}
+
+export class PreflightError extends MirrorfarmError {
+  override name = 'PreflightError';
+}
+
+export async function preflight(options: { upstreamUrl: string; baseUrl: string; caFile?: string; instanceId: string }): Promise<PreflightResult> {
+  const ca = trustedCas(options.caFile);
+  if (!options.upstreamUrl.startsWith('https://')) {
+    throw new PreflightError('MIRROR_UPSTREAM_NOT_HTTPS', 400, `mirror.upstreamUrl "${options.upstreamUrl}" is not https://: mirrors reach their primary only over HTTPS.`);
+  }
+  const discovery = await getJson<PrimaryInfo>(`${options.upstreamUrl}/rest/mirroring/1.0/primary`, ca, 'UPSTREAM');
+  const primary = discovery.body;
+  if (discovery.status !== 200 || primary?.product !== 'mirrorfarm') {
+    throw new PreflightError(
+      'MIRROR_UPSTREAM_NOT_MIRRORFARM',
+      502,
+      `${options.upstreamUrl} answered, but is not a mirrorfarm primary (HTTP ${discovery.status} from /rest/mirroring/1.0/primary): check mirror.upstreamUrl.`,
+    );
+  }
+  const ssh = primary.ssh;
+  if (!ssh?.enabled || !ssh.port) {
+    throw new PreflightError('MIRROR_UPSTREAM_SSH_DISABLED', 502, 'The primary has SSH disabled; mirrors fetch over SSH only: enable it on the primary (ssh.enabled).');
+  }
+  const hostKeys = (ssh.hostKeys ?? []).filter((k) => /^ssh-ed25519 [A-Za-z0-9+/=]+$|^(ecdsa-sha2-nistp\d+|rsa-sha2-\d+|ssh-rsa) [A-Za-z0-9+/=]+$/.test(k));
+  if (hostKeys.length === 0) {
+    throw new PreflightError('MIRROR_UPSTREAM_NO_HOST_KEY', 502, 'The primary did not publish an SSH host key, so it cannot be pinned: upgrade the primary.');
+  }
+
+  const self = await getJson<{ instanceId?: string }>(`${options.baseUrl}/status`, ca, 'BASE_URL');
+  if (self.body?.instanceId !== options.instanceId) {
+    throw new PreflightError(
+      'MIRROR_BASE_URL_WRONG_SERVER',
+      502,
+      `${options.baseUrl} answers, but not from this mirror (HTTP ${self.status}): point baseUrl (and the load balancer or DNS behind it) at this mirror.`,
+    );
+  }
+  return { primary, sshHost: ssh.host ?? new URL(options.upstreamUrl).hostname, sshPort: ssh.port, hostKeys };
+}

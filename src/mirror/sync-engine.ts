@@ -1,0 +1,193 @@
+// Keeps this node's repositories equal to the primary's. Work is a per-repository queue that merges duplicate
+// requests and runs with bounded parallelism. Syncing a repository is two-phase: prepare fetches every ref of
+// the primary over SSH into the hidden namespace refs/mirrorfarm/staged/ (pruning only there, and only after
+// the fetch succeeded) and tells the primary the staged ref-state hash; commit (when the primary says all
+// nodes agree) moves the visible refs to the staged state in one atomic update-ref transaction. So a client
+// never sees a ref whose objects are missing, and every node of a farm publishes the same state.
+import { GitCommand, GitError, type GitRunner } from '../git/runner.js';
+import { refStateHash, HIDDEN_REF_PREFIX } from '../git/ref-hash.js';
+import type { RefState, RepoStore } from '../git/repo-store.js';
+import type { Logger } from '../obs/logger.js';
+import type { Catalog, LocalRepository } from './catalog.js';
+import type { MirrorMetrics } from './metrics.js';
+
+export const STAGED_PREFIX = `${HIDDEN_REF_PREFIX}staged/`;
+
+export interface SyncTransport {
+  /** ssh://git@primary:port/proj/repo.git */
+  fetchUrl(repo: LocalRepository): string;
+  /** Environment for git fetch (GIT_SSH_COMMAND with the pinned host key and the mirror key). */
+  fetchEnv: Record<string, string>;
+  /** Two-phase publish: tells the primary what was staged; true means commit now. */
+  prepared(repositoryId: number, refStateHash: string): Promise<boolean>;
+}
+
+export interface SyncResult {
+  repositoryId: number;
+  status: 'SYNCED' | 'FAILED';
+  refStateHash: string | null;
+  error?: string;
+}
+
+interface Staged {
+  hash: string;
+  refs: RefState;
+}
+
+export class SyncEngine {
+  private readonly queued = new Map<number, number>(); // repository id -> time the oldest unapplied change was seen
+  private readonly running = new Set<number>();
+  private readonly again = new Set<number>();
+  private readonly awaitingCommit = new Map<number, Staged>();
+  private readonly idleWaiters: Array<() => void> = [];
+  private stopped = false;
+
+  constructor(
+    private readonly catalog: Catalog,
+    private readonly store: RepoStore,
+    private readonly git: GitRunner,
+    private readonly transport: SyncTransport,
+    private readonly parallelism: number,
+    private readonly log: Logger,
+    private readonly metrics: MirrorMetrics,
+    private readonly onResult: (result: SyncResult) => void,
+  ) {}
+
+  /** Asks for a repository to be brought up to date; merges with a pending request for the same one. */
+  request(repositoryId: number, seenAt = Date.now()): void {
+    if (this.stopped) return;
+    if (this.running.has(repositoryId)) {
+      this.again.add(repositoryId); // a change arrived while fetching: fetch once more afterwards
+      if (!this.queued.has(repositoryId)) this.queued.set(repositoryId, seenAt);
+      return;
+    }
+    if (!this.queued.has(repositoryId)) this.queued.set(repositoryId, seenAt);
+    this.metrics.queueDepth.set(this.queued.size);
+    this.pump();
+  }
+
+  /** Seconds since the oldest change that is not yet published. */
+  lagSeconds(now = Date.now()): number {
+    let oldest = now;
+    for (const t of this.queued.values()) oldest = Math.min(oldest, t);
+    return (now - oldest) / 1000;
+  }
+
+  pending(): number {
+    return this.queued.size + this.awaitingCommit.size;
+  }
+
+  idle(): Promise<void> {
+    return this.queued.size === 0 && this.running.size === 0 ? Promise.resolve() : new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  stop(): void {
+    this.stopped = true;
+  }
+
+  private pump(): void {
+    for (const id of this.queued.keys()) {
+      if (this.running.size >= this.parallelism) return;
+      if (this.running.has(id)) continue;
+      this.running.add(id);
+      void this.run(id);
+    }
+  }
+
+  private async run(id: number): Promise<void> {
+    const seenAt = this.queued.get(id) ?? Date.now();
+    this.again.delete(id);
+    try {
+      await this.sync(id);
+    } finally {
+      this.running.delete(id);
+      if (this.again.has(id)) {
+        this.again.delete(id);
+        this.queued.set(id, seenAt);
+      } else {
+        this.queued.delete(id);
+      }
+      this.metrics.queueDepth.set(this.queued.size);
+      this.pump();
+      if (this.queued.size === 0 && this.running.size === 0) this.idleWaiters.splice(0).forEach((r) => r());
+    }
+  }
+
+  private async sync(id: number): Promise<void> {
+    const repo = await this.catalog.repository(id);
+    if (!repo) return; // deleted meanwhile
+    const started = process.hrtime.bigint();
+    try {
+      const staged = await this.prepare(repo);
+      if (await this.transport.prepared(id, staged.hash)) await this.commit(repo, staged);
+      else this.awaitingCommit.set(id, staged);
+      this.metrics.fetchDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);
+    } catch (err) {
+      const message = err instanceof GitError ? err.stderr.trim().split('\n').slice(-2).join(' / ') || err.message : (err as Error).message;
+      this.metrics.failures.inc();
+      await this.catalog.markFailed(id, message);
+      this.onResult({ repositoryId: id, status: 'FAILED', refStateHash: repo.refStateHash, error: message });
+      if (repo.status !== 'FAILED') this.log.warn({ repositoryId: id, repository: `${repo.projectKey}/${repo.slug}`, error: message }, 'repository sync failed');
+    }
+  }
+
+  /** Phase one: every object and ref of the primary's repository, staged where clients cannot see it. */
+  private async prepare(repo: LocalRepository): Promise<Staged> {
+    const gitDir = this.store.pathOf(repo.id);
+    if (!this.store.exists(repo.id)) await this.store.create(repo.id, (repo.defaultBranch ?? 'refs/heads/main').replace(/^refs\/heads\//, ''));
+    const fetch = GitCommand.of('fetch', '--prune', '--no-write-fetch-head', '--quiet', '--no-auto-gc')
+      .value(this.transport.fetchUrl(repo))
+      .value(`+refs/*:${STAGED_PREFIX}*`);
+    await this.git.run(fetch, { gitDir, env: this.transport.fetchEnv });
+    const all = await this.store.readRefs(repo.id);
+    const refs: RefState = new Map();
+    for (const [ref, oid] of all) if (ref.startsWith(STAGED_PREFIX)) refs.set(`refs/${ref.slice(STAGED_PREFIX.length)}`, oid);
+    if (repo.defaultBranch) refs.set('HEAD', `ref: ${repo.defaultBranch}`);
+    return { hash: refStateHash(refs), refs };
+  }
+
+  /** The primary says every node staged `hash`: publish it. */
+  async commitStaged(repositoryId: number, hash: string): Promise<void> {
+    const staged = this.awaitingCommit.get(repositoryId);
+    if (!staged || staged.hash !== hash) return;
+    const repo = await this.catalog.repository(repositoryId);
+    if (repo) await this.commit(repo, staged);
+  }
+
+  /** Phase two: the visible refs become the staged ones in one atomic transaction, then HEAD follows. */
+  private async commit(repo: LocalRepository, staged: Staged): Promise<void> {
+    this.awaitingCommit.delete(repo.id);
+    const gitDir = this.store.pathOf(repo.id);
+    const current = await this.store.readRefs(repo.id);
+    const lines: string[] = ['start'];
+    for (const [ref, oid] of current) {
+      if (ref === 'HEAD' || ref.startsWith(HIDDEN_REF_PREFIX)) continue;
+      if (!staged.refs.has(ref)) lines.push(`delete ${ref} ${oid}`);
+    }
+    for (const [ref, oid] of staged.refs) {
+      if (ref === 'HEAD') continue;
+      const old = current.get(ref);
+      if (old === oid) continue;
+      lines.push(old ? `update ${ref} ${oid} ${old}` : `create ${ref} ${oid}`);
+    }
+    lines.push('prepare', 'commit', '');
+    if (lines.length > 4) await this.git.run(GitCommand.of('update-ref', '--stdin'), { gitDir, input: lines.join('\n') });
+    const head = staged.refs.get('HEAD');
+    if (head && current.get('HEAD') !== head) await this.git.run(GitCommand.of('symbolic-ref').value('HEAD', head.slice('ref: '.length)), { gitDir });
+    await this.catalog.markSynced(repo.id, staged.hash);
+    this.onResult({ repositoryId: repo.id, status: 'SYNCED', refStateHash: staged.hash });
+  }
+
+  /** The ref-state hash of what this node serves for a repository right now, read from disk. */
+  async diskHash(repositoryId: number): Promise<string | null> {
+    if (!this.store.exists(repositoryId)) return null;
+    return refStateHash(await this.store.readRefs(repositoryId));
+  }
+
+  /** Removes a repository from disk (the catalog row is removed by the caller). */
+  async remove(repositoryId: number): Promise<void> {
+    this.queued.delete(repositoryId);
+    this.awaitingCommit.delete(repositoryId);
+    await this.store.remove(repositoryId);
+  }
+}

@@ -1,0 +1,92 @@
+// Delegated authentication: a mirror forwards the credentials a user presented to it (password or access token,
+// or an SSH key whose signature the mirror verified itself) and the primary answers who that is and what they
+// may read among the repositories asked about. The primary's own authenticator and policy decide; the answer is
+// capped at READ (mirrors are read-only) and is NONE for repositories the mirror does not carry, so a mirror can
+// never learn more than it may serve.
+import { effectiveLevel, Level, ANONYMOUS, type Principal } from '../access/authorize.js';
+import { userPrincipal, type Authenticator } from '../auth/authenticator.js';
+import type { Permissions } from '../domain/permissions.js';
+import { parsePublicKey, type Users } from '../domain/users.js';
+import { Errors, MirrorfarmError } from '../errors.js';
+import type { Db } from '../store/database.js';
+import type { Mirror } from '../store/tables.js';
+
+export type DelegatedCredentials =
+  | { type: 'basic'; username: string; password: string }
+  | { type: 'ssh-key'; publicKey: string }
+  | { type: 'anonymous' };
+
+export interface DelegatedAnswer {
+  user: { id: number; name: string; sysadmin: boolean } | null;
+  access: Record<string, 'READ' | 'NONE'>;
+}
+
+export const MAX_REPOSITORIES_PER_CALL = 1000;
+
+export class DelegatedAuth {
+  constructor(
+    private readonly db: Db,
+    private readonly authenticator: Authenticator,
+    private readonly users: Users,
+    private readonly permissions: Permissions,
+  ) {}
+
+  private async principalFor(credentials: DelegatedCredentials): Promise<Principal> {
+    switch (credentials.type) {
+      case 'anonymous':
+        return ANONYMOUS;
+      case 'basic': {
+        if (!credentials.username || credentials.username.includes(':')) throw Errors.badCredentials();
+        // The same path as a Basic header on the primary: passwords, and access tokens in the password field.
+        const header = `Basic ${Buffer.from(`${credentials.username}:${credentials.password ?? ''}`, 'utf8').toString('base64')}`;
+        return this.authenticator.fromAuthorizationHeader(header);
+      }
+      case 'ssh-key': {
+        const parsed = parsePublicKey(credentials.publicKey ?? '');
+        const found = await this.users.userByKeyBlob(Buffer.from(parsed.publicKey.split(' ')[1] ?? '', 'base64'));
+        if (!found) throw new MirrorfarmError('BAD_CREDENTIALS', 401, 'Authentication failed: this SSH key is not registered to an active user. Add it under your account settings on the primary.');
+        return userPrincipal(found.user, 'ssh-key');
+      }
+      default:
+        throw Errors.invalid('credentials.type must be "basic", "ssh-key" or "anonymous".');
+    }
+  }
+
+  async authenticate(mirror: Mirror, credentials: DelegatedCredentials, repositoryIds: number[]): Promise<DelegatedAnswer> {
+    const ids = [...new Set(repositoryIds)];
+    if (ids.length > MAX_REPOSITORIES_PER_CALL) throw Errors.invalid(`Ask about at most ${MAX_REPOSITORIES_PER_CALL} repositories per call.`);
+    const principal = await this.principalFor(credentials);
+    const access: Record<string, 'READ' | 'NONE'> = {};
+    for (const id of ids) access[String(id)] = 'NONE';
+    if (ids.length) {
+      // The mirror's selection as it is now (it may have changed since the mirror last looked).
+      const current = await this.db.selectFrom('mirrors').select(['state', 'mirroring_mode']).where('id', '=', mirror.id).executeTakeFirst();
+      const selected = new Set(
+        (await this.db.selectFrom('mirror_projects').select('project_id').where('mirror_id', '=', mirror.id).execute()).map((r) => r.project_id),
+      );
+      const carries = (projectId: number) => current?.state === 'ACTIVE' && (current.mirroring_mode === 'ALL_PROJECTS' || selected.has(projectId));
+      const index = await this.permissions.accessIndex(principal);
+      for (let i = 0; i < ids.length; i += 500) {
+        const rows = await this.db
+          .selectFrom('repositories as r')
+          .innerJoin('projects as p', 'p.id', 'r.project_id')
+          .selectAll('r')
+          .select(['p.key as p_key', 'p.name as p_name', 'p.description as p_description', 'p.is_public as p_is_public', 'p.created_at as p_created_at'])
+          .where('r.id', 'in', ids.slice(i, i + 500))
+          .execute();
+        for (const { p_key, p_name, p_description, p_is_public, p_created_at, ...repo } of rows) {
+          if (!carries(repo.project_id)) continue;
+          const project = { id: repo.project_id, key: p_key, name: p_name, description: p_description, is_public: p_is_public, created_at: p_created_at };
+          // The primary's policy, then the mirror's ceiling: never more than READ.
+          const level = effectiveLevel(principal, index.repository(project, repo));
+          access[String(repo.id)] = level >= Level.READ ? 'READ' : 'NONE';
+        }
+      }
+    }
+    const user =
+      principal.kind === 'user'
+        ? { id: principal.userId, name: principal.name, sysadmin: effectiveLevel(principal, { kind: 'system' }) >= Level.ADMIN }
+        : null;
+    return { user, access };
+  }
+}

@@ -1,0 +1,208 @@
+// Composition root of a mirror node: the same HTTP(S) and SSH listeners and git service as a primary, with
+// authentication delegated to the primary, pushes refused, and the controller keeping repositories in sync.
+import { randomUUID } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import type { Config } from '../config/schema.js';
+import type { RepositoryView } from '../domain/repositories.js';
+import { Repositories } from '../domain/repositories.js';
+import { MirrorfarmError } from '../errors.js';
+import { EventLog } from '../events/log.js';
+import { RefRecorder } from '../events/ref-recorder.js';
+import { layoutFor, RepoStore } from '../git/repo-store.js';
+import { GitRunner } from '../git/runner.js';
+import { Catalog } from '../mirror/catalog.js';
+import { MirrorController } from '../mirror/controller.js';
+import { DelegatedAuth } from '../mirror/delegated-auth.js';
+import { loadIdentity } from '../mirror/identity.js';
+import { MirrorMetrics } from '../mirror/metrics.js';
+import { SyncEngine } from '../mirror/sync-engine.js';
+import { Upstream } from '../mirror/upstream.js';
+import type { Logger } from '../obs/logger.js';
+import { Metrics } from '../obs/metrics.js';
+import { openDatabase } from '../store/database.js';
+import { GitService, type ServingPolicy } from '../transport/git-service.js';
+import { registerSmartHttp } from '../transport/http/smart-http.js';
+import { SshServer, type SshKeyResolver } from '../transport/ssh/ssh-server.js';
+import ssh2 from 'ssh2';
+import { KeyedLock } from '../util/keyed-lock.js';
+import { VERSION } from '../version.js';
+import { createHttpApp } from './http-app.js';
+
+export interface RunningMirror {
+  controller: MirrorController;
+  baseUrl: string;
+  httpPort: number;
+  sshPort: number | undefined;
+  stop(): Promise<void>;
+}
+
+export async function startMirror(config: Config, log: Logger): Promise<RunningMirror> {
+  await mkdir(config.home, { recursive: true, mode: 0o700 });
+  const upstreamUrl = config.mirror.upstreamUrl!;
+  const db = await openDatabase(join(config.home, 'mirrorfarm.db'));
+  const metrics = new Metrics();
+  const mirrorMetrics = new MirrorMetrics(metrics.registry);
+  const identity = loadIdentity(config);
+  const layout = layoutFor(config.home);
+  const runner = new GitRunner({ binary: config.git.binary, home: layout.gitHome, defaultTimeoutMs: config.git.timeoutSeconds * 1000 });
+  const store = new RepoStore(layout, runner);
+  await store.prepare();
+  // The mirror's own event log stays empty; Repositories needs one for the primary's write paths only.
+  const events = new EventLog(db, { days: config.events.retentionDays, maxEvents: config.events.maxEvents });
+  const repositories = new Repositories(db, events, store, new RefRecorder(db, events, store, new KeyedLock<number>()), runner, config.git.defaultBranch);
+  const catalog = new Catalog(db);
+  const upstream = new Upstream(upstreamUrl, identity.key, identity.nodeId, config.trust.caFile);
+  // Created below, once the engine it drives exists; the closures in between only run after that.
+  // eslint-disable-next-line prefer-const
+  let controller: MirrorController | undefined;
+  const removedError = () =>
+    controller?.removed()
+      ? new MirrorfarmError('MIRROR_REMOVED', 503, `This mirror was removed from its primary and serves nothing: clone from the primary, ${upstreamUrl}`)
+      : undefined;
+  const auth = new DelegatedAuth(upstream, mirrorMetrics, { cacheSeconds: config.mirror.authCacheSeconds, graceSeconds: config.mirror.authGraceSeconds }, removedError);
+  const instanceId = randomUUID();
+  const primaryHttpUrl = (view: RepositoryView) => `${upstreamUrl}/scm/${view.project.key.toLowerCase()}/${view.repo.slug}.git`;
+  const policy: ServingPolicy = {
+    async checkAvailable(view) {
+      const removed = removedError();
+      if (removed) throw removed;
+      const local = await catalog.repository(view.repo.id);
+      if (!local || local.status === 'NEW' || !store.exists(view.repo.id)) {
+        throw new MirrorfarmError(
+          'REPOSITORY_NOT_SYNCHRONIZED',
+          503,
+          `${view.project.key}/${view.repo.slug} is not synchronized on this mirror yet; try again in a moment, or clone from the primary: ${primaryHttpUrl(view)}`,
+        );
+      }
+    },
+    refusePush(view) {
+      return new MirrorfarmError('MIRROR_READ_ONLY', 403, `This is a read-only mirror. Push to the primary instead: ${primaryHttpUrl(view)}`);
+    },
+  };
+  const git = new GitService(repositories, auth, store, runner, undefined, metrics, log.child({ component: 'git' }), policy);
+
+  let sshPort: number | undefined;
+  const baseUrl = config.baseUrl!;
+  const ownSshBase = () => (sshPort === undefined ? undefined : { host: config.ssh.publicHost ?? new URL(baseUrl).hostname, port: config.ssh.publicPort ?? sshPort });
+  const sshEnv = {
+    GIT_SSH_COMMAND: [
+      'ssh',
+      '-F /dev/null',
+      `-i ${identity.keyFile}`,
+      '-o IdentitiesOnly=yes',
+      '-o IdentityAgent=none',
+      `-o UserKnownHostsFile=${join(config.home, 'mirror', 'known_hosts')}`,
+      '-o GlobalKnownHostsFile=/dev/null',
+      '-o HostKeyAlias=mirrorfarm-primary',
+      '-o StrictHostKeyChecking=yes',
+      '-o BatchMode=yes',
+      '-o ConnectTimeout=15',
+      '-o ServerAliveInterval=15',
+      // One SSH connection is reused by every fetch, so a fetch does not pay a handshake.
+      '-o ControlMaster=auto',
+      `-o ControlPath=${join(config.home, 'run', 'ssh-%C')}`,
+      '-o ControlPersist=300',
+    ].join(' '),
+  };
+  const engine = new SyncEngine(
+    catalog,
+    store,
+    runner,
+    {
+      fetchUrl: (repo) => {
+        const ssh = controller?.primary;
+        const host = ssh?.sshHost ?? new URL(upstreamUrl).hostname;
+        return `ssh://git@${host.includes(':') ? `[${host}]` : host}:${ssh?.sshPort ?? 7999}/${repo.projectKey.toLowerCase()}/${repo.slug}.git`;
+      },
+      fetchEnv: sshEnv,
+      prepared: async (repositoryId, refStateHash) =>
+        (await upstream.call<{ commit: boolean }>('POST', '/rest/mirroring/1.0/mirror/prepared', { repositoryId, refStateHash })).commit,
+    },
+    config.mirror.syncParallelism,
+    log.child({ component: 'sync' }),
+    mirrorMetrics,
+    (result) => controller?.onSyncResult(result),
+  );
+  controller = new MirrorController({ config, identity, upstream, catalog, engine, auth, metrics: mirrorMetrics, log: log.child({ component: 'mirror' }), instanceId, ownSshBase });
+
+  const app = createHttpApp(config, log, metrics);
+  app.get('/status', async () => {
+    const progress = await controller!.progress();
+    return {
+      state: controller!.state,
+      mode: 'mirror',
+      version: VERSION,
+      displayName: config.displayName,
+      instanceId,
+      mirrorId: identity.mirrorId,
+      nodeId: identity.nodeId,
+      upstream: upstreamUrl,
+      progress: { synced: progress.synced, total: progress.total },
+      failingRepositories: progress.failing,
+      ...(controller!.error ? { error: controller!.error } : {}),
+      ...(controller!.guardMessage() ? { deleteGuard: controller!.guardMessage() } : {}),
+      links: { primary: controller!.primaryMirrorUrl() },
+    };
+  });
+  app.get('/ready', async (_request, reply) => reply.status(controller!.ready() ? 200 : 503).send({ ready: controller!.ready(), state: controller!.state }));
+  app.get('/metrics', async (_request, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
+  registerSmartHttp(app, git, auth, { maxFetchRequestBytes: config.http.maxFetchRequestBytes, maxPushBytes: config.http.maxPushBytes });
+  await app.listen({ host: config.http.host, port: config.http.port });
+  const httpPort = (app.server.address() as AddressInfo).port;
+
+  let ssh: SshServer | undefined;
+  if (config.ssh.enabled) {
+    const keys: SshKeyResolver = {
+      // The mirror has verified the signature itself; the primary says whose key it is.
+      async resolve(blob) {
+        const parsed = ssh2.utils.parseKey(blob);
+        if (parsed instanceof Error || Array.isArray(parsed)) return undefined;
+        const principal = await auth.fromPublicKey(`${parsed.type} ${blob.toString('base64')}`);
+        if (principal?.kind !== 'user') return undefined;
+        return { principal, ownerId: `user:${principal.userId}`, label: principal.name };
+      },
+    };
+    ssh = new SshServer(
+      {
+        log,
+        metrics,
+        git,
+        keys,
+        exampleCloneUrl: () => {
+          const base = ownSshBase();
+          return base ? `ssh://git@${base.host}:${base.port}/proj/repo.git` : undefined;
+        },
+      },
+      { host: config.ssh.host, port: config.ssh.port, hostKeyDir: join(config.home, 'ssh') },
+    );
+    sshPort = await ssh.listen();
+  }
+
+  await mkdir(join(config.home, 'run'), { recursive: true, mode: 0o700 });
+  await writeFile(join(config.home, 'run', 'endpoints.json'), JSON.stringify({ pid: process.pid, baseUrl, httpPort, sshPort: sshPort ?? null, mirrorId: identity.mirrorId }) + '\n');
+  log.info({ baseUrl, httpPort, sshPort, upstream: upstreamUrl, mirrorId: identity.mirrorId, nodeId: identity.nodeId }, 'mirrorfarm mirror started');
+  controller.start();
+
+  let stopping = false;
+  return {
+    controller,
+    baseUrl,
+    httpPort,
+    sshPort,
+    stop: async () => {
+      if (stopping) return;
+      stopping = true;
+      await controller!.stop();
+      const closing = Promise.all([app.close(), ssh?.close()]);
+      const drained = await Promise.race([git.idle().then(() => true), new Promise<false>((r) => setTimeout(() => r(false), config.shutdownTimeoutSeconds * 1000).unref())]);
+      if (!drained) {
+        await ssh?.close(true);
+        app.server.closeAllConnections();
+      }
+      await closing;
+      await db.destroy();
+    },
+  };
+}

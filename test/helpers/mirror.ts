@@ -1,0 +1,55 @@
+// Helpers for tests that run a primary and mirror nodes as separate processes.
+import assert from 'node:assert/strict';
+import { request } from 'node:https';
+import { readFileSync } from 'node:fs';
+import { api, eventually, gitOk, parseLsRemote, type Credentials, type TestServer } from './server.js';
+
+export interface MirrorStatus {
+  state: string;
+  mirrorId: string;
+  progress: { synced: number; total: number };
+  error?: { code: string; message: string };
+  links: { primary: string };
+  [k: string]: unknown;
+}
+
+/** GET a mirror's unauthenticated JSON endpoint (/status, /ready). */
+export function mirrorGet<T = MirrorStatus>(mirror: TestServer, path: string): Promise<{ status: number; body: T }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port: mirror.httpPort, path, ca: readFileSync(mirror.ca.caCert) }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as T }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+export async function waitForState(mirror: TestServer, state: string, timeoutMs = 20_000): Promise<MirrorStatus> {
+  return eventually(async () => {
+    const { body } = await mirrorGet(mirror, '/status');
+    return body.state === state ? body : undefined;
+  }, `mirror state ${state}`, timeoutMs);
+}
+
+export async function authorizeMirror(primary: TestServer, mirror: TestServer, projectKeys: string[] | 'ALL'): Promise<string> {
+  const status = await waitForState(mirror, 'PENDING');
+  const body = projectKeys === 'ALL' ? { mirroringMode: 'ALL_PROJECTS' } : { mirroringMode: 'SELECTED_PROJECTS', projectKeys };
+  const r = await api(primary, 'POST', `/rest/mirroring/1.0/requests/${status.mirrorId}/accept`, body);
+  assert.ok(r.status >= 200 && r.status < 300, `accept: ${r.status} ${r.text}`);
+  return status.mirrorId;
+}
+
+/** Waits until the mirror advertises exactly the primary's refs for a repository. */
+export async function waitForSameRefs(primary: TestServer, mirror: TestServer, project: string, slug: string, creds: Credentials, timeoutMs = 15_000): Promise<Map<string, string>> {
+  const want = parseLsRemote(await gitOk(primary, ['ls-remote', '--symref', primary.httpUrl(project, slug)], { creds }));
+  return eventually(async () => {
+    const got = parseLsRemote(await gitOk(mirror, ['ls-remote', '--symref', mirror.httpUrl(project, slug)], { creds }));
+    return sameMap(got, want) ? got : undefined;
+  }, `mirror refs of ${project}/${slug} to equal the primary's`, timeoutMs);
+}
+
+export function sameMap(a: Map<string, string>, b: Map<string, string>): boolean {
+  return a.size === b.size && [...a].every(([k, v]) => b.get(k) === v);
+}
