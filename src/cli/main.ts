@@ -73,9 +73,10 @@ program
 
 program
   .command('demo')
-  .description('Run a primary on embedded defaults (what `npm start` does): home under ./.home, dev CA, sample project.')
+  .description('Run a primary and a mirror on embedded defaults (what `npm start` does): home under ./.home, dev CA, sample project.')
   .option('--home <dir>', 'where the demo keeps its data', '.home')
-  .action(async (options: { home: string }) => (await import('./demo.js')).runDemo(options.home));
+  .option('--no-mirror', 'run the primary only')
+  .action(async (options: { home: string; mirror: boolean }) => (await import('./demo.js')).runDemo(options.home, { mirror: options.mirror }));
 
 registerAdminCommands(program);
 

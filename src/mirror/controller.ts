@@ -236,6 +236,8 @@ export class MirrorController {
 
   private async snapshotPass(adoptCursor: boolean): Promise<void> {
     const { catalog, engine, config } = this.deps;
+    const started = Date.now();
+    let requested = 0;
     const snap = await this.deps.upstream.call<Snapshot>('GET', '/rest/mirroring/1.0/mirror/snapshot');
     for (const p of snap.projects) await catalog.upsertProject(p);
     const wanted = new Map(snap.repositories.map((r) => [r.id, r]));
@@ -264,11 +266,17 @@ export class MirrorController {
       // What the database says was published is checked against the disk, so a repository changed or
       // damaged behind the mirror's back is repaired too.
       if (!drifted && verify.has(r.id)) drifted = (await engine.diskHash(r.id)) !== r.refStateHash;
-      if (drifted) engine.request(r.id);
+      if (drifted) {
+        engine.request(r.id);
+        requested++;
+      }
     }
     // The snapshot covers everything up to lastEventId: a new node, or one whose cursor fell out of the
     // primary's retention, continues the stream from there.
     if (adoptCursor) await this.advance(snap.lastEventId);
+    const seconds = (Date.now() - started) / 1000;
+    this.deps.metrics.snapshotDuration.observe(seconds);
+    this.deps.log.info({ repositories: snap.repositories.length, verifiedOnDisk: verify.size, requested, deleted: this.deleteGuard ? 0 : extra.length, seconds }, 'snapshot pass finished');
     this.evaluate();
   }
 

@@ -8,6 +8,8 @@ export class MirrorMetrics {
   readonly failures: Counter;
   readonly authCache: Counter;
   readonly streamEvents: Counter;
+  readonly snapshotDuration: Histogram;
+  readonly fetchedBytes: Counter;
 
   constructor(registry: Registry) {
     this.lag = new Gauge({ name: 'mirrorfarm_mirror_sync_lag_seconds', help: 'Seconds since the oldest change from the primary that this node has not yet published.', registers: [registry] });
@@ -20,6 +22,13 @@ export class MirrorMetrics {
     });
     this.failures = new Counter({ name: 'mirrorfarm_mirror_sync_failures_total', help: 'Repository syncs that failed.', registers: [registry] });
     this.authCache = new Counter({ name: 'mirrorfarm_mirror_auth_cache_total', help: 'Delegated authentication lookups, by result (hit, miss, grace).', labelNames: ['result'], registers: [registry] });
+    this.snapshotDuration = new Histogram({
+      name: 'mirrorfarm_mirror_snapshot_duration_seconds',
+      help: 'Duration of one snapshot pass (comparing every repository with the primary).',
+      buckets: [0.1, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers: [registry],
+    });
+    this.fetchedBytes = new Counter({ name: 'mirrorfarm_mirror_fetched_bytes_total', help: 'Bytes of pack data fetched from the primary.', registers: [registry] });
     this.streamEvents = new Counter({ name: 'mirrorfarm_mirror_stream_events_total', help: 'Events received from the primary.', registers: [registry] });
   }
 }

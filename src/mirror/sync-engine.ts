@@ -4,12 +4,22 @@
 // the fetch succeeded) and tells the primary the staged ref-state hash; commit (when the primary says all
 // nodes agree) moves the visible refs to the staged state in one atomic update-ref transaction. So a client
 // never sees a ref whose objects are missing, and every node of a farm publishes the same state.
+import { readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { GitCommand, GitError, type GitRunner } from '../git/runner.js';
 import { refStateHash, HIDDEN_REF_PREFIX } from '../git/ref-hash.js';
 import type { RefState, RepoStore } from '../git/repo-store.js';
 import type { Logger } from '../obs/logger.js';
 import type { Catalog, LocalRepository } from './catalog.js';
 import type { MirrorMetrics } from './metrics.js';
+
+/** Pack files of a repository and their sizes. */
+async function packSizes(gitDir: string): Promise<Map<string, number>> {
+  const dir = join(gitDir, 'objects', 'pack');
+  const names = (await readdir(dir).catch(() => [] as string[])).filter((n) => n.endsWith('.pack'));
+  const sizes = await Promise.all(names.map(async (n) => [n, (await stat(join(dir, n)).catch(() => ({ size: 0 }))).size] as const));
+  return new Map(sizes);
+}
 
 export const STAGED_PREFIX = `${HIDDEN_REF_PREFIX}staged/`;
 
@@ -135,10 +145,16 @@ export class SyncEngine {
   private async prepare(repo: LocalRepository): Promise<Staged> {
     const gitDir = this.store.pathOf(repo.id);
     if (!this.store.exists(repo.id)) await this.store.create(repo.id, (repo.defaultBranch ?? 'refs/heads/main').replace(/^refs\/heads\//, ''));
-    const fetch = GitCommand.of('fetch', '--prune', '--no-write-fetch-head', '--quiet', '--no-auto-gc')
+    // Auto-gc stays on: git detaches it, and it keeps the packs that every fetch adds (unpackLimit=1 below,
+    // so the bytes fetched can be read off the new pack files) from piling up.
+    const fetch = GitCommand.of('fetch', '--prune', '--no-write-fetch-head', '--quiet')
       .value(this.transport.fetchUrl(repo))
       .value(`+refs/*:${STAGED_PREFIX}*`);
-    await this.git.run(fetch, { gitDir, env: this.transport.fetchEnv });
+    const packsBefore = await packSizes(gitDir);
+    await this.git.run(fetch, { gitDir, env: { ...this.transport.fetchEnv, GIT_CONFIG_COUNT: '1', GIT_CONFIG_KEY_0: 'fetch.unpackLimit', GIT_CONFIG_VALUE_0: '1' } });
+    let fetched = 0;
+    for (const [name, size] of await packSizes(gitDir)) if (!packsBefore.has(name)) fetched += size;
+    this.metrics.fetchedBytes.inc(fetched);
     const all = await this.store.readRefs(repo.id);
     const refs: RefState = new Map();
     for (const [ref, oid] of all) if (ref.startsWith(STAGED_PREFIX)) refs.set(`refs/${ref.slice(STAGED_PREFIX.length)}`, oid);

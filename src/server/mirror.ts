@@ -32,6 +32,7 @@ import { createHttpApp } from './http-app.js';
 
 export interface RunningMirror {
   controller: MirrorController;
+  mirrorId: string;
   baseUrl: string;
   httpPort: number;
   sshPort: number | undefined;
@@ -188,6 +189,7 @@ export async function startMirror(config: Config, log: Logger): Promise<RunningM
   let stopping = false;
   return {
     controller,
+    mirrorId: identity.mirrorId,
     baseUrl,
     httpPort,
     sshPort,
