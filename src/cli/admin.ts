@@ -9,6 +9,7 @@ import { request as httpsRequest } from 'node:https';
 import { rootCertificates } from 'node:tls';
 import { Command, Option } from 'commander';
 import { VERSION } from '../version.js';
+import { registerMirrorCommands } from './admin-mirrors.js';
 
 export class CliError extends Error {
   override name = 'CliError';
@@ -410,6 +411,8 @@ export function registerAdminCommands(program: Command): void {
       await (await api()).call('DELETE', `/rest/access-tokens/1.0/users/${enc(o.user)}/${enc(id)}`);
       print(command, { deleted: id }, () => `Revoked token ${id} of ${o.user}.`);
     });
+
+  registerMirrorCommands(admin, { api, leaf, print });
 
   // event log
   leaf(admin, 'events', 'Read the event log (sysadmins).')
