@@ -14,6 +14,7 @@ import { registerRepositoryRoutes } from './repos.js';
 import { registerSshKeyRoutes } from './ssh-keys.js';
 import { registerTokenRoutes } from './tokens.js';
 import { registerUserRoutes } from './users.js';
+import { tolerateEmptyJsonBody } from './empty-json-body.js';
 
 export const OPENAPI_PATH = '/rest/api/openapi.json';
 
@@ -50,16 +51,7 @@ export async function registerRestApi(app: FastifyInstance, context: AppContext)
   });
 
   await app.register(async (api) => {
-    // Bitbucket tolerates an empty body sent with Content-Type: application/json (common on DELETE from
-    // client libraries); Fastify's own parser refuses it. Parsing otherwise stays Fastify's, which guards
-    // against prototype poisoning.
-    const parseJson = api.getDefaultJsonParser('error', 'error');
-    api.removeContentTypeParser('application/json');
-    api.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
-      const text = typeof body === 'string' ? body : body.toString('utf8');
-      if (text.trim() === '') return done(null, undefined);
-      return parseJson(request, text, done);
-    });
+    tolerateEmptyJsonBody(api);
 
     api.addHook('onRequest', async (request) => authenticate(context, request));
 

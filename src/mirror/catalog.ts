@@ -92,35 +92,22 @@ export class Catalog {
   }
 
   async repository(id: number): Promise<LocalRepository | undefined> {
-    const row = await this.db
-      .selectFrom('repositories as r')
-      .innerJoin('projects as p', 'p.id', 'r.project_id')
-      .leftJoin('mirror_local_repos as m', 'm.repository_id', 'r.id')
-      .select(['r.id', 'r.project_id', 'p.key', 'r.slug', 'm.status', 'm.ref_state_hash', 'm.default_branch', 'm.error'])
-      .where('r.id', '=', id)
-      .executeTakeFirst();
-    if (!row) return undefined;
-    return {
-      id: row.id,
-      projectId: row.project_id,
-      projectKey: row.key,
-      slug: row.slug,
-      status: row.status ?? 'NEW',
-      refStateHash: row.ref_state_hash ?? null,
-      defaultBranch: row.default_branch ?? null,
-      error: row.error ?? null,
-    };
+    return (await this.select(id))[0];
   }
 
   async repositories(): Promise<LocalRepository[]> {
-    const rows = await this.db
+    return this.select();
+  }
+
+  private async select(id?: number): Promise<LocalRepository[]> {
+    let query = this.db
       .selectFrom('repositories as r')
       .innerJoin('projects as p', 'p.id', 'r.project_id')
       .leftJoin('mirror_local_repos as m', 'm.repository_id', 'r.id')
       .select(['r.id', 'r.project_id', 'p.key', 'r.slug', 'm.status', 'm.ref_state_hash', 'm.default_branch', 'm.error'])
-      .orderBy('r.id')
-      .execute();
-    return rows.map((row) => ({
+      .orderBy('r.id');
+    if (id !== undefined) query = query.where('r.id', '=', id);
+    return (await query.execute()).map((row) => ({
       id: row.id,
       projectId: row.project_id,
       projectKey: row.key,

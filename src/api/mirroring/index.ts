@@ -10,19 +10,13 @@ import { registerAdminRoutes } from './admin.js';
 import type { MirroringServices } from './common.js';
 import { registerMirrorRoutes } from './mirror.js';
 import { registerPublicRoutes } from './public.js';
+import { tolerateEmptyJsonBody } from '../empty-json-body.js';
 
 export type { MirroringServices } from './common.js';
 
 export async function registerMirroringApi(app: FastifyInstance, context: AppContext, services: MirroringServices): Promise<void> {
   await app.register(async (api) => {
-    // As in /rest/api: an empty body with Content-Type: application/json is no body, not an error.
-    const parseJson = api.getDefaultJsonParser('error', 'error');
-    api.removeContentTypeParser('application/json');
-    api.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
-      const text = typeof body === 'string' ? body : body.toString('utf8');
-      if (text.trim() === '') return done(null, undefined);
-      return parseJson(request, text, done);
-    });
+    tolerateEmptyJsonBody(api);
     registerPublicRoutes(api, context, services);
     registerAdminRoutes(api, context, services);
     registerMirrorRoutes(api, context, services);
