@@ -7,6 +7,7 @@ import { createHash, createPrivateKey, createPublicKey, randomUUID, type KeyObje
 import { decodeJwt, errors as joseErrors, jwtVerify, SignJWT } from 'jose';
 import ssh2 from 'ssh2';
 import { MirrorfarmError } from '../errors.js';
+import { generateKeyPair } from '../util/ssh-keygen.js';
 
 export const TOKEN_LIFETIME_SECONDS = 60;
 /** Clocks may differ this much before tokens are refused with an explicit clock error. */
@@ -21,7 +22,7 @@ export interface MirrorKey {
 }
 
 export function generateMirrorKey(): { privateKeyOpenSsh: string } {
-  return { privateKeyOpenSsh: ssh2.utils.generateKeyPairSync('ed25519').private };
+  return { privateKeyOpenSsh: generateKeyPair('ed25519').private };
 }
 
 export function loadMirrorKey(privateKeyOpenSsh: string): MirrorKey {

@@ -99,6 +99,16 @@ export class Catalog {
     return this.select();
   }
 
+  /** Every repository's metadata as last taken from the primary, to compare with a snapshot. */
+  async metadata(): Promise<Array<{ id: number; projectId: number; slug: string; name: string; public: boolean; defaultBranch: string | null }>> {
+    const rows = await this.db
+      .selectFrom('repositories as r')
+      .leftJoin('mirror_local_repos as m', 'm.repository_id', 'r.id')
+      .select(['r.id', 'r.project_id', 'r.slug', 'r.name', 'r.is_public', 'm.default_branch'])
+      .execute();
+    return rows.map((r) => ({ id: r.id, projectId: r.project_id, slug: r.slug, name: r.name, public: !!r.is_public, defaultBranch: r.default_branch ?? null }));
+  }
+
   private async select(id?: number): Promise<LocalRepository[]> {
     let query = this.db
       .selectFrom('repositories as r')

@@ -259,8 +259,13 @@ export class MirrorController {
     }
     const mineById = new Map(local.map((l) => [l.id, l]));
     const verify = this.verificationBatch(snap.repositories.map((r) => r.id));
+    const metadata = new Map((await catalog.metadata()).map((m) => [m.id, m]));
     for (const r of snap.repositories) {
-      await catalog.upsertRepository(r);
+      // Only what changed is written: with thousands of repositories, rewriting every row made up most of a pass.
+      const known = metadata.get(r.id);
+      if (!known || known.projectId !== r.projectId || known.slug !== r.slug || known.name !== r.name || known.public !== r.public || known.defaultBranch !== r.defaultBranch) {
+        await catalog.upsertRepository(r);
+      }
       const mine = mineById.get(r.id);
       let drifted = !mine || mine.status !== 'SYNCED' || mine.refStateHash !== r.refStateHash;
       // What the database says was published is checked against the disk, so a repository changed or

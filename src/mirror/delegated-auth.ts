@@ -28,6 +28,8 @@ interface CacheEntry {
 export class DelegatedAuth implements AccessResolver {
   private readonly cache = new Map<string, CacheEntry>();
   private readonly keyOf = new WeakMap<Principal, string>();
+  /** Bumped by invalidate(), so that an answer asked for before an invalidation is not cached after it. */
+  private generation = 0;
 
   constructor(
     private readonly upstream: Upstream,
@@ -39,6 +41,7 @@ export class DelegatedAuth implements AccessResolver {
 
   /** Forgets every cached answer (a permission, key, token or user changed on the primary). */
   invalidate(): void {
+    this.generation++;
     this.cache.clear();
   }
 
@@ -94,6 +97,7 @@ export class DelegatedAuth implements AccessResolver {
       this.metrics.authCache.inc({ result: 'hit' });
       return cached;
     }
+    const generation = this.generation;
     let answer: AuthAnswer;
     try {
       answer = await this.upstream.call<AuthAnswer>('POST', '/rest/mirroring/1.0/authenticate', { credentials, repositoryIds });
@@ -127,7 +131,9 @@ export class DelegatedAuth implements AccessResolver {
       verifiedAt: fresh ? cached.verifiedAt : now,
     };
     for (const [id, level] of Object.entries(answer.access ?? {})) entry.access.set(Number(id), level === 'READ' ? Level.READ : Level.NONE);
-    this.cache.set(key, entry);
+    // An answer that was on its way while a permission, key, token or user event cleared the cache may predate
+    // that change: use it for this one request, but do not keep it for cacheSeconds.
+    if (generation === this.generation) this.cache.set(key, entry);
     this.keyOf.set(principal, key);
     return entry;
   }

@@ -1,9 +1,10 @@
 // Composition root of a mirror node: the same HTTP(S) and SSH listeners and git service as a primary, with
 // authentication delegated to the primary, pushes refused, and the controller keeping repositories in sync.
 import { randomUUID } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import type { Principal } from '../access/authorize.js';
 import type { Config } from '../config/schema.js';
 import type { RepositoryView } from '../domain/repositories.js';
 import { Repositories } from '../domain/repositories.js';
@@ -22,12 +23,13 @@ import { Upstream } from '../mirror/upstream.js';
 import type { Logger } from '../obs/logger.js';
 import { Metrics } from '../obs/metrics.js';
 import { openDatabase } from '../store/database.js';
-import { GitService, type ServingPolicy } from '../transport/git-service.js';
+import { GitService, type AccessResolver, type ServingPolicy } from '../transport/git-service.js';
 import { registerSmartHttp } from '../transport/http/smart-http.js';
 import { SshServer, type SshKeyResolver } from '../transport/ssh/ssh-server.js';
 import ssh2 from 'ssh2';
 import { KeyedLock } from '../util/keyed-lock.js';
 import { VERSION } from '../version.js';
+import { writeEndpoints } from './endpoints.js';
 import { createHttpApp } from './http-app.js';
 
 export interface RunningMirror {
@@ -82,7 +84,19 @@ export async function startMirror(config: Config, log: Logger): Promise<RunningM
       return new MirrorfarmError('MIRROR_READ_ONLY', 403, `This is a read-only mirror. Push to the primary instead: ${primaryHttpUrl(view)}`);
     },
   };
-  const git = new GitService(repositories, auth, store, runner, undefined, metrics, log.child({ component: 'git' }), policy);
+  // An SSH key whose holder cannot be verified right now (this mirror was removed, or the primary is unreachable)
+  // still completes the SSH login with a placeholder principal, so that the client is told why (over SSH there is
+  // no other way to say it: a refused key only shows "Permission denied (publickey)"). The placeholder is refused
+  // on every repository, before any other check, so it reads nothing. Found by mirror-security.test.ts.
+  const unverified = new WeakMap<Principal, MirrorfarmError>();
+  const access: AccessResolver = {
+    async repositoryResource(principal, project, repo) {
+      const refused = unverified.get(principal) ?? removedError();
+      if (refused) throw refused;
+      return auth.repositoryResource(principal, project, repo);
+    },
+  };
+  const git = new GitService(repositories, access, store, runner, undefined, metrics, log.child({ component: 'git' }), policy);
 
   let sshPort: number | undefined;
   const baseUrl = config.baseUrl!;
@@ -160,7 +174,15 @@ export async function startMirror(config: Config, log: Logger): Promise<RunningM
       async resolve(blob) {
         const parsed = ssh2.utils.parseKey(blob);
         if (parsed instanceof Error || Array.isArray(parsed)) return undefined;
-        const principal = await auth.fromPublicKey(`${parsed.type} ${blob.toString('base64')}`);
+        let principal: Principal | undefined;
+        try {
+          principal = await auth.fromPublicKey(`${parsed.type} ${blob.toString('base64')}`);
+        } catch (err) {
+          if (!(err instanceof MirrorfarmError) || err.status !== 503) throw err;
+          const placeholder: Principal = { kind: 'anonymous' };
+          unverified.set(placeholder, err);
+          return { principal: placeholder, ownerId: `unverified:${err.code}`, label: 'unverified key' };
+        }
         if (principal?.kind !== 'user') return undefined;
         return { principal, ownerId: `user:${principal.userId}`, label: principal.name };
       },
@@ -181,8 +203,7 @@ export async function startMirror(config: Config, log: Logger): Promise<RunningM
     sshPort = await ssh.listen();
   }
 
-  await mkdir(join(config.home, 'run'), { recursive: true, mode: 0o700 });
-  await writeFile(join(config.home, 'run', 'endpoints.json'), JSON.stringify({ pid: process.pid, baseUrl, httpPort, sshPort: sshPort ?? null, mirrorId: identity.mirrorId }) + '\n');
+  await writeEndpoints(config.home, { baseUrl, httpPort, sshPort: sshPort ?? null, mirrorId: identity.mirrorId });
   log.info({ baseUrl, httpPort, sshPort, upstream: upstreamUrl, mirrorId: identity.mirrorId, nodeId: identity.nodeId }, 'mirrorfarm mirror started');
   controller.start();
 

@@ -28,6 +28,7 @@ import { SshServer, type SshKeyResolver } from '../transport/ssh/ssh-server.js';
 import { KeyedLock } from '../util/keyed-lock.js';
 import { VERSION } from '../version.js';
 import type { AppContext, Urls } from './context.js';
+import { writeEndpoints } from './endpoints.js';
 import { createHttpApp } from './http-app.js';
 
 export interface RunningServer {
@@ -148,8 +149,7 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
   }, 3_600_000).unref();
   await events.prune();
 
-  await mkdir(join(config.home, 'run'), { recursive: true, mode: 0o700 });
-  await writeFile(join(config.home, 'run', 'endpoints.json'), JSON.stringify({ pid: process.pid, baseUrl, httpPort, sshPort: sshPort ?? null }) + '\n');
+  await writeEndpoints(config.home, { baseUrl, httpPort, sshPort: sshPort ?? null });
   log.info({ baseUrl, httpPort, sshPort, home: config.home, version: VERSION }, 'mirrorfarm primary started');
 
   const stop = async () => {

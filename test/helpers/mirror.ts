@@ -53,3 +53,17 @@ export async function waitForSameRefs(primary: TestServer, mirror: TestServer, p
 export function sameMap(a: Map<string, string>, b: Map<string, string>): boolean {
   return a.size === b.size && [...a].every(([k, v]) => b.get(k) === v);
 }
+
+/**
+ * Runs `attempt` again and again until it fails (a revocation took effect) and returns how long after the call
+ * that attempt started, in ms. Fails when an attempt started later than `withinMs` still succeeded.
+ */
+export async function refusedWithin(withinMs: number, attempt: () => Promise<{ code: number | null; stderr: string }>, what: string): Promise<{ ms: number; stderr: string }> {
+  const t0 = Date.now();
+  for (;;) {
+    const started = Date.now() - t0;
+    const r = await attempt();
+    if (r.code !== 0) return { ms: started, stderr: r.stderr };
+    assert.ok(started <= withinMs, `${what}: still allowed ${started} ms after the change`);
+  }
+}

@@ -78,8 +78,12 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
   for (let i = 0; i < 300 && !endpoints; i++) {
     if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}:\n${output}`);
     if (existsSync(endpointsFile)) {
-      const parsed = JSON.parse(readFileSync(endpointsFile, 'utf8')) as Endpoints;
-      if (parsed?.pid === child.pid) endpoints = parsed;
+      try {
+        const parsed = JSON.parse(readFileSync(endpointsFile, 'utf8')) as Endpoints;
+        if (parsed?.pid === child.pid) endpoints = parsed;
+      } catch {
+        // being written; read it again in a moment
+      }
     }
     if (!endpoints) await sleep(50);
   }

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import ssh2 from 'ssh2';
 import type { Logger } from '../../obs/logger.js';
 import { fingerprintOf } from '../../domain/users.js';
+import { generateKeyPair } from '../../util/ssh-keygen.js';
 
 export interface HostKey {
   type: string;
@@ -23,8 +24,8 @@ export interface HostKey {
 }
 
 const KEYS = [
-  { file: 'ssh_host_ed25519_key', generate: () => ssh2.utils.generateKeyPairSync('ed25519') },
-  { file: 'ssh_host_ecdsa_key', generate: () => ssh2.utils.generateKeyPairSync('ecdsa', { bits: 256 }) },
+  { file: 'ssh_host_ed25519_key', generate: () => generateKeyPair('ed25519') },
+  { file: 'ssh_host_ecdsa_key', generate: () => generateKeyPair('ecdsa', { bits: 256 }) },
 ] as const;
 
 function hostKey(privateKeyText: string, file: string): HostKey {
