@@ -257,22 +257,6 @@ export class Repositories {
     );
   }
 
-  async listRefs(repo: Repository, prefix: 'refs/heads/' | 'refs/tags/', filter?: string): Promise<Array<{ ref: string; commit: string; object: string; objectType: string }>> {
-    const { stdout } = await this.git.run(
-      GitCommand.of('for-each-ref', '--sort=refname', '--format=%(refname)%00%(objectname)%00%(objecttype)%00%(*objectname)').value(prefix),
-      { gitDir: this.store.pathOf(repo.id) },
-    );
-    return stdout
-      .toString('utf8')
-      .split('\n')
-      .filter(Boolean)
-      .map((line) => {
-        const [ref, object, objectType, peeled] = line.split('\0') as [string, string, string, string];
-        return { ref, object, objectType, commit: peeled || object };
-      })
-      .filter((r) => !filter || r.ref.slice(prefix.length).includes(filter));
-  }
-
   /**
    * Branches or tags, newest first (MODIFICATION: by committer date, tags by creation date) or by name, with
    * an optional case-insensitive substring filter on the short name.
