@@ -99,6 +99,18 @@ export class Catalog {
     return this.select();
   }
 
+  /** Whether every repository carried is SYNCED (one indexed query, whatever the number of repositories). */
+  async allSynced(): Promise<boolean> {
+    const row = await this.db
+      .selectFrom('repositories as r')
+      .leftJoin('mirror_local_repos as m', 'm.repository_id', 'r.id')
+      .select('r.id')
+      .where((eb) => eb.or([eb('m.status', 'is', null), eb('m.status', '!=', 'SYNCED')]))
+      .limit(1)
+      .executeTakeFirst();
+    return row === undefined;
+  }
+
   /** Every repository's metadata as last taken from the primary, to compare with a snapshot. */
   async metadata(): Promise<Array<{ id: number; projectId: number; slug: string; name: string; public: boolean; defaultBranch: string | null }>> {
     const rows = await this.db

@@ -66,6 +66,7 @@ export class MirrorController {
   private reporting = false;
   private lastReport = 0;
   private verifyOffset = 0;
+  private passesDone = 0;
 
   constructor(private readonly deps: MirrorControllerDeps) {}
 
@@ -268,6 +269,12 @@ export class MirrorController {
       }
       const mine = mineById.get(r.id);
       let drifted = !mine || mine.status !== 'SYNCED' || mine.refStateHash !== r.refStateHash;
+      // `local` was read when the pass began; the engine may have synced the repository since (a pass during an
+      // initial sync takes a while): look again before asking for another fetch.
+      if (drifted && mine) {
+        const now = await catalog.repository(r.id);
+        drifted = !now || now.status !== 'SYNCED' || now.refStateHash !== r.refStateHash;
+      }
       // What the database says was published is checked against the disk, so a repository changed or
       // damaged behind the mirror's back is repaired too.
       if (!drifted && verify.has(r.id)) drifted = (await engine.diskHash(r.id)) !== r.refStateHash;
@@ -282,6 +289,7 @@ export class MirrorController {
     const seconds = (Date.now() - started) / 1000;
     this.deps.metrics.snapshotDuration.observe(seconds);
     this.deps.log.info({ repositories: snap.repositories.length, verifiedOnDisk: verify.size, requested, deleted: this.deleteGuard ? 0 : extra.length, seconds }, 'snapshot pass finished');
+    this.passesDone++;
     this.evaluate();
   }
 
@@ -420,8 +428,18 @@ export class MirrorController {
 
   private evaluate(): void {
     if (this.removed() || this.state === 'ERROR' || this.state === 'PENDING' || this.state === 'INITIALIZING') return;
-    void this.deps.catalog.repositories().then((repos) => {
-      const inSync = this.deps.engine.pending() === 0 && repos.every((r) => r.status === 'SYNCED') && !this.snapshotRunning;
+    // Called after every sync result: while work is queued or a pass runs the answer is known without reading
+    // the catalog, and otherwise one indexed query answers it (reading every row here cost O(repositories)
+    // per result, O(n^2) over an initial sync).
+    // Only the first pass after start holds the state back: a routine pass that finds nothing to repair must not
+    // make an in-sync node report not ready (what it finds drifted shows up in engine.pending()).
+    const firstPassRunning = !!this.snapshotRunning && this.passesDone === 0;
+    if (this.deps.engine.pending() > 0 || firstPassRunning) {
+      this.setState('SYNCHRONIZING');
+      return;
+    }
+    void this.deps.catalog.allSynced().then((allSynced) => {
+      const inSync = this.deps.engine.pending() === 0 && allSynced && !(this.snapshotRunning && this.passesDone === 0);
       if (!this.removed()) this.setState(inSync ? 'SYNCHRONIZED' : 'SYNCHRONIZING');
     });
   }
