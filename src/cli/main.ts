@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The mirrorfarm command line: serve, admin, dev-ca, demo.
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { ConfigError, loadConfig } from '../config/load.js';
 import { createLogger, type Logger } from '../obs/logger.js';
 import { VERSION } from '../version.js';
@@ -76,7 +76,38 @@ program
   .description('Run a primary and a mirror on embedded defaults (what `npm start` does): home under ./.home, dev CA, sample project.')
   .option('--home <dir>', 'where the demo keeps its data', '.home')
   .option('--no-mirror', 'run the primary only')
-  .action(async (options: { home: string; mirror: boolean }) => (await import('./demo.js')).runDemo(options.home, { mirror: options.mirror }));
+  .option('--port-base <n>', 'lay all ports out from this one: HTTPS at N (primary) and N+1 (mirror), SSH at N+8 (mirror) and N+9 (primary)', port, 7990)
+  .option('--primary-http-port <n>', 'the primary\'s HTTPS port (default: the base)', port)
+  .option('--primary-ssh-port <n>', 'the primary\'s SSH port (default: base+9)', port)
+  .option('--mirror-http-port <n>', 'the mirror\'s HTTPS port (default: base+1)', port)
+  .option('--mirror-ssh-port <n>', 'the mirror\'s SSH port (default: base+8)', port)
+  .action(async (options: DemoCliOptions) => {
+    const demo = await import('./demo.js');
+    const base = demo.portsFromBase(options.portBase);
+    const ports = {
+      primaryHttp: options.primaryHttpPort ?? base.primaryHttp,
+      primarySsh: options.primarySshPort ?? base.primarySsh,
+      mirrorHttp: options.mirrorHttpPort ?? base.mirrorHttp,
+      mirrorSsh: options.mirrorSshPort ?? base.mirrorSsh,
+    };
+    await demo.runDemo(options.home, { mirror: options.mirror, ports });
+  });
+
+interface DemoCliOptions {
+  home: string;
+  mirror: boolean;
+  portBase: number;
+  primaryHttpPort?: number;
+  primarySshPort?: number;
+  mirrorHttpPort?: number;
+  mirrorSshPort?: number;
+}
+
+function port(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new InvalidArgumentError('a port is a whole number from 1 to 65535');
+  return n;
+}
 
 registerAdminCommands(program);
 
