@@ -2,6 +2,7 @@
 // The mirrorfarm command line: serve, admin, dev-ca, demo.
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { ConfigError, loadConfig } from '../config/load.js';
+import { isMirrorfarmError } from '../errors.js';
 import { createLogger, type Logger } from '../obs/logger.js';
 import { VERSION } from '../version.js';
 import { registerAdminCommands } from './admin.js';
@@ -112,6 +113,7 @@ function port(value: string): number {
 registerAdminCommands(program);
 
 program.parseAsync(process.argv).catch((err: Error) => {
-  process.stderr.write(`mirrorfarm: ${err.message}\n`);
+  // The stable code leads, so that the Troubleshooting table in the README can be searched for it.
+  process.stderr.write(`mirrorfarm: ${isMirrorfarmError(err) ? `${err.code}: ` : ''}${err.message}\n`);
   process.exit(1);
 });

@@ -35,6 +35,11 @@ export const ConfigSchema = Type.Object(
         port: port(7999),
         publicHost: Type.Optional(Type.String({ description: 'Host name in SSH clone URLs; defaults to the host of baseUrl.' })),
         publicPort: Type.Optional(port()),
+        hostKeyDir: Type.Optional(
+          Type.String({
+            description: 'Directory with the SSH host keys (ssh_host_ed25519_key, ssh_host_ecdsa_key), shared by every node of a mirror farm; read only, never generated. Default: HOME/ssh, generated on first start.',
+          }),
+        ),
       },
       { additionalProperties: false, default: {} },
     ),

@@ -198,7 +198,7 @@ export async function startMirror(config: Config, log: Logger): Promise<RunningM
           return base ? `ssh://git@${base.host}:${base.port}/proj/repo.git` : undefined;
         },
       },
-      { host: config.ssh.host, port: config.ssh.port, hostKeyDir: join(config.home, 'ssh') },
+      { host: config.ssh.host, port: config.ssh.port, hostKeyDir: config.ssh.hostKeyDir ?? join(config.home, 'ssh'), sharedHostKeys: config.ssh.hostKeyDir !== undefined },
     );
     sshPort = await ssh.listen();
   }

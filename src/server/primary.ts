@@ -139,7 +139,7 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
     };
     ssh = new SshServer(
       { log, metrics, git, keys, events, exampleCloneUrl: () => urls.sshClone('PROJ', 'repo') },
-      { host: config.ssh.host, port: config.ssh.port, hostKeyDir: join(config.home, 'ssh') },
+      { host: config.ssh.host, port: config.ssh.port, hostKeyDir: config.ssh.hostKeyDir ?? join(config.home, 'ssh'), sharedHostKeys: config.ssh.hostKeyDir !== undefined },
     );
     sshPort = await ssh.listen();
   }

@@ -1,5 +1,7 @@
 // The server's persistent SSH host keys. Generated once on first start into a private directory (0700, files
 // 0600) and reused on every later start, so that the fingerprints clients and mirrors pinned stay valid.
+// A farm's nodes instead read one shared set (ssh.hostKeyDir, mounted from one Secret) and never generate
+// keys of their own: a client meeting node B after node A must see the same host key.
 //
 // Two keys: ed25519 (what every current client negotiates) and ECDSA P-256 for clients without ed25519, such
 // as OpenSSH in FIPS mode (RHEL) and Apache MINA SSHD (JGit's SSH) without its optional EdDSA provider.
@@ -10,6 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { chmod, link, mkdir, readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import ssh2 from 'ssh2';
+import { MirrorfarmError } from '../../errors.js';
 import type { Logger } from '../../obs/logger.js';
 import { fingerprintOf } from '../../domain/users.js';
 import { generateKeyPair } from '../../util/ssh-keygen.js';
@@ -51,6 +54,30 @@ async function createExclusive(path: string, content: string): Promise<boolean> 
   } finally {
     await unlink(temp).catch(() => {});
   }
+}
+
+/** Reads a configured (shared) host key directory; every key file there is used, none is generated. */
+export async function loadSharedHostKeys(dir: string): Promise<HostKey[]> {
+  const keys: HostKey[] = [];
+  for (const spec of KEYS) {
+    const path = join(dir, spec.file);
+    let text: string;
+    try {
+      text = await readFile(path, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+      throw new MirrorfarmError('SSH_HOST_KEY_UNREADABLE', 500, `SSH host key ${path} cannot be read (${(err as Error).message}); check ssh.hostKeyDir and the file's owner.`);
+    }
+    keys.push(hostKey(text, path));
+  }
+  if (keys.length === 0) {
+    throw new MirrorfarmError(
+      'SSH_HOST_KEY_MISSING',
+      500,
+      `ssh.hostKeyDir ${dir} holds none of ${KEYS.map((k) => k.file).join(', ')}; create them once (ssh-keygen -t ed25519 -N '' -f ${join(dir, KEYS[0].file)}) and give every node of the farm the same files.`,
+    );
+  }
+  return keys;
 }
 
 export async function loadOrCreateHostKeys(dir: string, log: Logger): Promise<HostKey[]> {

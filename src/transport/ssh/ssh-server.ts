@@ -24,7 +24,7 @@ import type { Logger } from '../../obs/logger.js';
 import type { Metrics } from '../../obs/metrics.js';
 import { validGitProtocol, type GitService } from '../git-service.js';
 import { parseGitCommand, printable, type GitExecCommand } from './command.js';
-import { loadOrCreateHostKeys, type HostKey } from './host-keys.js';
+import { loadOrCreateHostKeys, loadSharedHostKeys, type HostKey } from './host-keys.js';
 
 export interface SshLimits {
   /** Connections that have not authenticated yet; more are dropped on accept (OpenSSH's MaxStartups). */
@@ -55,6 +55,8 @@ export interface SshServerOptions {
   port: number;
   /** Directory holding the persistent host keys. */
   hostKeyDir: string;
+  /** The keys are a farm's shared set (ssh.hostKeyDir): read them, never generate any. */
+  sharedHostKeys?: boolean;
   /** Overrides for tests and tuning; defaults above. */
   limits?: Partial<SshLimits>;
 }
@@ -230,7 +232,9 @@ export class SshServer {
 
   /** Starts listening; resolves with the bound port. */
   async listen(): Promise<number> {
-    this.hostKeys = await loadOrCreateHostKeys(this.options.hostKeyDir, this.log);
+    this.hostKeys = this.options.sharedHostKeys
+      ? await loadSharedHostKeys(this.options.hostKeyDir)
+      : await loadOrCreateHostKeys(this.options.hostKeyDir, this.log);
     this.ssh = new ssh2.Server({ hostKeys: this.hostKeys.map((k) => k.privateKey), algorithms: ALGORITHMS, ident: 'mirrorfarm' });
     this.ssh.on('connection', (client: Connection) => this.onClient(client));
     this.ssh.on('error', (err: Error) => this.log.error({ err }, 'SSH server error'));
