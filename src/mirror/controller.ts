@@ -127,7 +127,8 @@ export class MirrorController {
     let delay = 1000;
     while (!this.stopped) {
       try {
-        this.primary = await preflight({ upstreamUrl: config.mirror.upstreamUrl!, baseUrl: config.baseUrl!, caFile: config.trust.caFile, instanceId: this.deps.instanceId });
+        this.primary = await preflight({ upstreamUrl: config.mirror.upstreamUrl!, baseUrl: config.baseUrl!, caFile: config.trust.caFile, instanceId: this.deps.instanceId, mirrorId: identity.mirrorId });
+        if (this.primary.baseUrlWarning) this.deps.log.warn(this.primary.baseUrlWarning, 'baseUrl could not be checked; going on');
         break;
       } catch (err) {
         const e = err as MirrorfarmError;
@@ -174,7 +175,10 @@ export class MirrorController {
       onMessage: (m) => this.onMessage(m),
       onCursor: (id) => this.advance(id),
       onRefused: (err) => void this.refused(err),
-      onConnected: () => this.deps.log.debug('event stream connected'),
+      onConnected: () => {
+        this.deps.log.debug('event stream connected');
+        void this.deps.engine.reannounce();
+      },
       onDisconnected: (err) => err && this.deps.log.debug({ err: err.message }, 'event stream interrupted; resuming'),
     }, this.deps.log);
     this.stream.start();

@@ -170,6 +170,20 @@ export class SyncEngine {
     if (repo) await this.commit(repo, staged);
   }
 
+  /**
+   * Announces again every staged state still waiting for its commit, e.g. once the event stream is (re)connected:
+   * a commit the primary sent while this node had no stream is answered at once.
+   */
+  async reannounce(): Promise<void> {
+    for (const [id, staged] of [...this.awaitingCommit]) {
+      try {
+        if (await this.transport.prepared(id, staged.hash)) await this.commitStaged(id, staged.hash);
+      } catch (err) {
+        this.log.debug({ repositoryId: id, err: (err as Error).message }, 'announcing a staged state again failed; the next sync repeats it');
+      }
+    }
+  }
+
   /** Phase two: the visible refs become the staged ones in one atomic transaction, then HEAD follows. */
   private async commit(repo: LocalRepository, staged: Staged): Promise<void> {
     this.awaitingCommit.delete(repo.id);

@@ -7,6 +7,10 @@
 // that hash when it fires is evicted (OUT_OF_SYNC, so it reports not ready and the load balancer skips it) and
 // the others commit. A node's latest prepared hash replaces its earlier one, so a newer push supersedes a round
 // still waiting. State is in memory: after a primary restart nodes simply prepare again.
+//
+// A commit sent to a node without an open stream (one still in its initial sync) would be lost, so the last
+// committed hash per repository is kept: a node announcing that hash (again, when its stream connects) is told to
+// commit at once, because the farm already agreed on it.
 import type { Logger } from '../obs/logger.js';
 import { KeyedLock } from '../util/keyed-lock.js';
 
@@ -44,6 +48,7 @@ export interface CommitOutcome {
 
 export class PublishCoordinator {
   private readonly pending = new Map<string, Pending>();
+  private readonly lastCommitted = new Map<string, string>();
   private readonly lock = new KeyedLock<string>();
   private stopped = false;
 
@@ -64,6 +69,7 @@ export class PublishCoordinator {
   async prepared(mirrorId: string, nodeId: string, repositoryId: number, hash: string): Promise<CommitOutcome> {
     const key = PublishCoordinator.key(mirrorId, repositoryId);
     return this.lock.run(key, async () => {
+      if (this.lastCommitted.get(key) === hash) return { commit: true };
       let entry = this.pending.get(key);
       if (!entry) this.pending.set(key, (entry = { prepared: new Map(), timers: new Map() }));
       entry.prepared.set(nodeId, hash);
@@ -100,12 +106,14 @@ export class PublishCoordinator {
       for (const timer of entry.timers.values()) clearTimeout(timer);
       this.pending.delete(key);
     }
+    for (const key of [...this.lastCommitted.keys()]) if (key.startsWith(prefix)) this.lastCommitted.delete(key);
   }
 
   stop(): void {
     this.stopped = true;
     for (const entry of this.pending.values()) for (const timer of entry.timers.values()) clearTimeout(timer);
     this.pending.clear();
+    this.lastCommitted.clear();
   }
 
   private async activeNodes(mirrorId: string, poster?: string): Promise<Set<string>> {
@@ -130,6 +138,7 @@ export class PublishCoordinator {
 
   private publish(mirrorId: string, repositoryId: number, hash: string, entry: Pending, poster?: string): void {
     const participants = [...entry.prepared].filter(([, h]) => h === hash).map(([node]) => node);
+    this.lastCommitted.set(PublishCoordinator.key(mirrorId, repositoryId), hash);
     for (const node of participants) {
       entry.prepared.delete(node);
       if (node !== poster) this.farm.sendCommit(mirrorId, node, { repositoryId, refStateHash: hash });

@@ -157,6 +157,7 @@ export async function startMirror(config: Config, log: Logger): Promise<RunningM
       progress: { synced: progress.synced, total: progress.total },
       failingRepositories: progress.failing,
       ...(controller!.error ? { error: controller!.error } : {}),
+      ...(controller!.primary?.baseUrlWarning ? { warnings: [controller!.primary.baseUrlWarning] } : {}),
       ...(controller!.guardMessage() ? { deleteGuard: controller!.guardMessage() } : {}),
       links: { primary: controller!.primaryMirrorUrl() },
     };
