@@ -1,5 +1,8 @@
 // Every error a client can see, in one place: a stable code, an HTTP status and a message that names the fix.
 // Transports map these: HTTP status + body, SSH stderr + exit code, git's "ERR" packet.
+// Where Bitbucket Data Center answers the same condition with a named exception class, the entry carries that
+// name too, and REST bodies put it in `exceptionName` (what Bitbucket clients branch on); mirrorfarm's own code
+// stays in the body's `code`. Only classes Bitbucket publishes (its API javadoc) or is seen answering are named.
 
 export class MirrorfarmError extends Error {
   override name = 'MirrorfarmError';
@@ -9,33 +12,66 @@ export class MirrorfarmError extends Error {
     message: string,
     /** Extra context for logs only; never shown to clients. */
     readonly detail?: Record<string, unknown>,
+    /** Bitbucket's exception class for the same condition, e.g. com.atlassian.bitbucket.project.NoSuchProjectException. */
+    readonly bitbucketException?: string,
   ) {
     super(message);
   }
 }
 
-function define<A extends unknown[]>(code: string, status: number, message: (...args: A) => string) {
-  const make = (...args: A) => new MirrorfarmError(code, status, message(...args));
+/** One error: its stable code, HTTP status, message, and (optionally) the Bitbucket exception class it maps to. */
+function define<A extends unknown[]>(code: string, status: number, message: (...args: A) => string, bitbucketException?: string) {
+  const make = (...args: A) => new MirrorfarmError(code, status, message(...args), undefined, bitbucketException);
   make.code = code;
+  make.bitbucketException = bitbucketException;
   return make;
 }
 
+// Bitbucket's class names, from its published API (com.atlassian.bitbucket.*).
+const BB = {
+  authorisation: 'com.atlassian.bitbucket.AuthorisationException',
+  incorrectPassword: 'com.atlassian.bitbucket.auth.IncorrectPasswordAuthenticationException',
+  noSuchProject: 'com.atlassian.bitbucket.project.NoSuchProjectException',
+  noSuchRepository: 'com.atlassian.bitbucket.repository.NoSuchRepositoryException',
+  noSuchUser: 'com.atlassian.bitbucket.user.NoSuchUserException',
+  noSuchBranch: 'com.atlassian.bitbucket.repository.NoSuchBranchException',
+  noSuchTag: 'com.atlassian.bitbucket.repository.NoSuchTagException',
+  noSuchEntity: 'com.atlassian.bitbucket.NoSuchEntityException',
+  duplicateRef: 'com.atlassian.bitbucket.repository.DuplicateRefException',
+  integrity: 'com.atlassian.bitbucket.IntegrityException',
+  argumentValidation: 'com.atlassian.bitbucket.validation.ArgumentValidationException',
+} as const;
+
 export const Errors = {
-  authenticationRequired: define('AUTHENTICATION_REQUIRED', 401, () => 'Authentication required: log in with your username and password or a personal access token.'),
-  badCredentials: define('BAD_CREDENTIALS', 401, () => 'Authentication failed: check your username and password or access token.'),
-  forbidden: define('FORBIDDEN', 403, (what: string) => `You do not have permission to ${what}. Ask an administrator for access.`),
-  repoNotFound: define('REPOSITORY_NOT_FOUND', 404, (path: string) => `Repository ${path} does not exist or you do not have permission to see it.`),
-  projectNotFound: define('PROJECT_NOT_FOUND', 404, (key: string) => `Project ${key} does not exist or you do not have permission to see it.`),
-  userNotFound: define('USER_NOT_FOUND', 404, (name: string) => `User ${name} does not exist.`),
-  notFound: define('NOT_FOUND', 404, (what: string) => `${what} does not exist.`),
+  // Bitbucket answers an anonymous call to something that needs a login with 401 and AuthorisationException.
+  authenticationRequired: define('AUTHENTICATION_REQUIRED', 401, () => 'Authentication required: log in with your username and password or a personal access token.', BB.authorisation),
+  badCredentials: define('BAD_CREDENTIALS', 401, () => 'Authentication failed: check your username and password or access token.', BB.incorrectPassword),
+  forbidden: define('FORBIDDEN', 403, (what: string) => `You do not have permission to ${what}. Ask an administrator for access.`, BB.authorisation),
+  repoNotFound: define('REPOSITORY_NOT_FOUND', 404, (path: string) => `Repository ${path} does not exist or you do not have permission to see it.`, BB.noSuchRepository),
+  projectNotFound: define('PROJECT_NOT_FOUND', 404, (key: string) => `Project ${key} does not exist or you do not have permission to see it.`, BB.noSuchProject),
+  userNotFound: define('USER_NOT_FOUND', 404, (name: string) => `User ${name} does not exist.`, BB.noSuchUser),
+  notFound: define('NOT_FOUND', 404, (what: string) => `${what} does not exist.`, BB.noSuchEntity),
+  // The same stable code as notFound; only Bitbucket's finer class differs.
+  branchNotFound: define('NOT_FOUND', 404, (what: string) => `${what} does not exist.`, BB.noSuchBranch),
+  tagNotFound: define('NOT_FOUND', 404, (what: string) => `${what} does not exist.`, BB.noSuchTag),
   conflict: define('CONFLICT', 409, (what: string) => what),
-  invalid: define('INVALID_INPUT', 400, (what: string) => what),
+  refExists: define('CONFLICT', 409, (ref: string) => `${ref} already exists.`, BB.duplicateRef),
+  projectNotEmpty: define('CONFLICT', 409, (key: string) => `Project ${key} still has repositories; delete or move them first.`, BB.integrity),
+  invalid: define('INVALID_INPUT', 400, (what: string) => what, BB.argumentValidation),
   tooLarge: define('REQUEST_TOO_LARGE', 413, (limit: number, setting: string) => `Request body exceeds the limit of ${limit} bytes (server setting ${setting}).`),
   unsupportedMediaType: define('UNSUPPORTED_MEDIA_TYPE', 415, (expected: string) => `Content-Type must be ${expected}.`),
   readOnly: define('READ_ONLY', 405, (what: string) => what),
   shuttingDown: define('SHUTTING_DOWN', 503, () => 'The server is shutting down; retry in a moment.'),
   gitFailed: define('GIT_FAILED', 500, (what: string) => `git failed: ${what}`),
 } as const;
+
+/** Code and message of the first entry of a REST error body: mirrorfarm's `code`, or `exceptionName` from a primary that predates `code`. */
+export function errorOfBody(body: unknown): { code?: string; message?: string } | undefined {
+  const first = (body as { errors?: Array<{ code?: unknown; exceptionName?: unknown; message?: unknown }> } | undefined)?.errors?.[0];
+  if (!first) return undefined;
+  const code = typeof first.code === 'string' ? first.code : typeof first.exceptionName === 'string' ? first.exceptionName : undefined;
+  return { ...(code !== undefined ? { code } : {}), ...(typeof first.message === 'string' ? { message: first.message } : {}) };
+}
 
 export function isMirrorfarmError(err: unknown): err is MirrorfarmError {
   return err instanceof MirrorfarmError;

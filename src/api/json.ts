@@ -17,7 +17,12 @@ export const ErrorBody = Type.Object(
       Type.Object({
         context: Nullable(Type.String()),
         message: Type.String({ description: 'What went wrong and how to fix it.' }),
-        exceptionName: Nullable(Type.String({ description: 'A stable error code, e.g. PROJECT_NOT_FOUND.' })),
+        exceptionName: Nullable(
+          Type.String({
+            description: "Bitbucket's exception class for the condition where it has one (e.g. com.atlassian.bitbucket.project.NoSuchProjectException), otherwise the same as code.",
+          }),
+        ),
+        code: Type.String({ description: "mirrorfarm's stable error code, e.g. PROJECT_NOT_FOUND." }),
       }),
     ),
   },

@@ -105,7 +105,7 @@ export function registerRefRoutes(app: FastifyInstance, context: AppContext): vo
     async (request) => {
       const { repo } = await view(request, principalOf(request), 'read');
       const head = await repositories.defaultBranchOf(repo);
-      if (!head) throw Errors.notFound('The default branch');
+      if (!head) throw Errors.branchNotFound('The default branch');
       return { id: head, displayId: head.replace(/^refs\/heads\//, ''), type: 'BRANCH' as const };
     },
   );
@@ -141,7 +141,7 @@ export function registerRefRoutes(app: FastifyInstance, context: AppContext): vo
       const { repo } = await view(request, principalOf(request), 'read');
       const head = await repositories.defaultBranchOf(repo);
       const branch = head ? (await repositories.listRefsOrdered(repo, 'refs/heads/')).find((r) => r.ref === head) : undefined;
-      if (!head || !branch) throw Errors.notFound(`The default branch${head ? ` ${head}` : ''}`);
+      if (!head || !branch) throw Errors.branchNotFound(`The default branch${head ? ` ${head}` : ''}`);
       return branchJson(branch, head);
     },
   );
@@ -231,7 +231,7 @@ export function registerRefRoutes(app: FastifyInstance, context: AppContext): vo
       }
       if (request.body.dryRun) {
         const exists = (await repositories.listRefsOrdered(repo, 'refs/heads/')).find((r) => r.ref === ref);
-        if (!exists) throw Errors.notFound(ref);
+        if (!exists) throw Errors.branchNotFound(ref);
         if (endPoint && !exists.commit.startsWith(endPoint)) throw Errors.conflict(`${ref} has moved; reload and try again.`);
       } else {
         await repositories.deleteRef(repo, ref, endPoint, causeOf(principal));
@@ -274,7 +274,7 @@ export function registerRefRoutes(app: FastifyInstance, context: AppContext): vo
     }
     await repositories.createRef(repo, { ref, startPoint: body.startPoint, ...(annotated ? { message: body.message || ref.slice(10), tagger } : {}) }, causeOf(principal));
     const created = (await repositories.listRefsOrdered(repo, 'refs/tags/')).find((r) => r.ref === ref);
-    if (!created) throw Errors.notFound(ref);
+    if (!created) throw Errors.tagNotFound(ref);
     return tagJson(created);
   };
 

@@ -75,7 +75,7 @@ export class Projects {
   async remove(project: Project): Promise<void> {
     await this.events.transact(async (trx) => {
       const repo = await trx.selectFrom('repositories').select('id').where('project_id', '=', project.id).executeTakeFirst();
-      if (repo) throw Errors.conflict(`Project ${project.key} still has repositories; delete or move them first.`);
+      if (repo) throw Errors.projectNotEmpty(project.key);
       await trx.deleteFrom('projects').where('id', '=', project.id).execute();
       return { result: undefined, events: [{ type: 'project.deleted', projectId: project.id, data: { key: project.key } }] };
     });

@@ -21,6 +21,13 @@ export function slugify(name: string): string {
     .replace(/^[-._]+|-+$/g, '');
 }
 
+/** A missing ref, named as Bitbucket names a missing branch or tag. */
+function refNotFound(ref: string) {
+  if (ref.startsWith('refs/heads/')) return Errors.branchNotFound(ref);
+  if (ref.startsWith('refs/tags/')) return Errors.tagNotFound(ref);
+  return Errors.notFound(ref);
+}
+
 function checkSlug(slug: string): string {
   if (!SLUG.test(slug) || slug.endsWith('.git') || slug.includes('..')) {
     throw Errors.invalid(`"${slug}" cannot be a repository slug: use letters, digits, ".", "_" and "-", not ending in ".git".`);
@@ -293,7 +300,7 @@ export class Repositories {
       try {
         await this.git.run(GitCommand.of('update-ref', '--create-reflog').value(input.ref, target, ZERO_OID), { gitDir });
       } catch (err) {
-        if (err instanceof GitError) throw Errors.conflict(`${input.ref} already exists.`);
+        if (err instanceof GitError) throw Errors.refExists(input.ref);
         throw err;
       }
     });
@@ -305,7 +312,7 @@ export class Repositories {
     const gitDir = this.store.pathOf(repo.id);
     await this.refs.change(repo.id, cause, async () => {
       const current = await this.git.run(GitCommand.of('rev-parse', '--verify', '--quiet', '--end-of-options').value(ref), { gitDir, allowExitCodes: [1] });
-      if (current.code !== 0) throw Errors.notFound(`${ref}`);
+      if (current.code !== 0) throw refNotFound(ref);
       const args = expected ? [ref, expected] : [ref];
       try {
         await this.git.run(GitCommand.of('update-ref', '-d').value(...args), { gitDir });

@@ -4,7 +4,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Logger } from '../obs/logger.js';
 import { readBody, type Upstream } from './upstream.js';
-import { MirrorfarmError } from '../errors.js';
+import { errorOfBody, MirrorfarmError } from '../errors.js';
 
 export interface StreamMessage {
   id: number | undefined;
@@ -54,12 +54,12 @@ export class EventStreamClient {
           const text = await readBody(res, 64 * 1024).catch(() => '');
           const first = (() => {
             try {
-              return (JSON.parse(text) as { errors?: Array<{ message: string; exceptionName: string }> }).errors?.[0];
+              return errorOfBody(JSON.parse(text));
             } catch {
               return undefined;
             }
           })();
-          const refused = new MirrorfarmError(first?.exceptionName ?? `HTTP_${res.statusCode}`, res.statusCode ?? 0, first?.message ?? `the primary answered the event stream with HTTP ${res.statusCode}`);
+          const refused = new MirrorfarmError(first?.code ?? `HTTP_${res.statusCode}`, res.statusCode ?? 0, first?.message ?? `the primary answered the event stream with HTTP ${res.statusCode}`);
           if (res.statusCode === 403) {
             this.handlers.onRefused(refused);
             return;

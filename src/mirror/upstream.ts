@@ -6,7 +6,7 @@ import { request, type RequestOptions } from 'node:https';
 import { rootCertificates } from 'node:tls';
 import type { IncomingMessage } from 'node:http';
 import { signMirrorToken, type MirrorKey } from '../auth/mirror-token.js';
-import { MirrorfarmError } from '../errors.js';
+import { errorOfBody, MirrorfarmError } from '../errors.js';
 
 export class UpstreamError extends MirrorfarmError {
   override name = 'UpstreamError';
@@ -99,8 +99,8 @@ export class Upstream {
     }
     const status = res.statusCode ?? 0;
     if (status >= 200 && status < 300) return parsed as T;
-    const first = (parsed as { errors?: Array<{ message?: string; exceptionName?: string }> } | undefined)?.errors?.[0];
-    throw new UpstreamError(first?.exceptionName ?? `UPSTREAM_HTTP_${status}`, status, first?.message ?? `The primary answered ${method} ${path} with HTTP ${status}.`);
+    const first = errorOfBody(parsed);
+    throw new UpstreamError(first?.code ?? `UPSTREAM_HTTP_${status}`, status, first?.message ?? `The primary answered ${method} ${path} with HTTP ${status}.`);
   }
 }
 

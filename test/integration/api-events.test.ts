@@ -242,7 +242,7 @@ describe('reading the log', () => {
     assert.equal((await api(server, 'GET', '/rest/mirroring/1.0/events', undefined, null)).status, 401);
     const gina = await api(server, 'GET', '/rest/mirroring/1.0/events', undefined, { user: 'gina', secret: 'gina-password-1' });
     assert.equal(gina.status, 403);
-    assert.equal(gina.body.errors[0].exceptionName, 'FORBIDDEN');
+    assert.equal(gina.body.errors[0].code, 'FORBIDDEN');
     const token = await ok(api(server, 'PUT', '/rest/access-tokens/1.0/users/admin', { name: 'mirror', permissions: ['PROJECT_ADMIN', 'REPO_ADMIN'] }));
     assert.equal((await api(server, 'GET', '/rest/mirroring/1.0/events', undefined, null, { authorization: `Bearer ${token.token}` })).status, 403);
   });

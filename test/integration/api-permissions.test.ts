@@ -20,7 +20,7 @@ let work: string;
 
 function assertError(r: ApiResponse, status: number, code: string): void {
   assert.equal(r.status, status, r.text);
-  assert.equal(r.body?.errors?.[0]?.exceptionName, code, r.text);
+  assert.equal(r.body?.errors?.[0]?.code, code, r.text);
   assert.equal(r.body.errors[0].context, null);
 }
 

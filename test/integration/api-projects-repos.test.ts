@@ -47,7 +47,8 @@ function assertError(r: ApiResponse, status: number, code: string): void {
   assert.equal(r.body.errors.length, 1);
   const [e] = r.body.errors;
   assert.equal(e.context, null);
-  assert.equal(e.exceptionName, code);
+  assert.equal(e.code, code);
+  assert.equal(typeof e.exceptionName, 'string');
   assert.equal(typeof e.message, 'string');
   assert.ok(e.message.length > 10);
 }

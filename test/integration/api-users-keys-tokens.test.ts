@@ -20,7 +20,7 @@ let bob: Credentials;
 
 function assertError(r: ApiResponse, status: number, code: string): void {
   assert.equal(r.status, status, r.text);
-  assert.equal(r.body?.errors?.[0]?.exceptionName, code, r.text);
+  assert.equal(r.body?.errors?.[0]?.code, code, r.text);
 }
 
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });

@@ -40,7 +40,7 @@ async function asMirror<T = Json>(key: MirrorKey, node: string, method: string, 
   return api<T>(server, method, `${M}${path}`, body, null, { authorization: `Bearer ${bearer}` });
 }
 
-const code = (r: ApiResponse) => r.body?.errors?.[0]?.exceptionName as string | undefined;
+const code = (r: ApiResponse) => r.body?.errors?.[0]?.code as string | undefined;
 
 interface SseMessage {
   id?: number;
