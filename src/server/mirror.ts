@@ -114,6 +114,9 @@ export async function startMirror(config: Config, log: Logger): Promise<RunningM
       '-o StrictHostKeyChecking=yes',
       '-o BatchMode=yes',
       '-o ConnectTimeout=15',
+      // AES-GCM first: measured a little cheaper than chacha20-poly1305, which OpenSSH would pick by default
+      // (src/transport/ssh/algorithms.ts). AEAD only: every mirrorfarm primary offers both.
+      '-o Ciphers=aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com',
       '-o ServerAliveInterval=15',
       // One SSH connection is reused by every fetch, so a fetch does not pay a handshake.
       '-o ControlMaster=auto',

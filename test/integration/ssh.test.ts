@@ -270,12 +270,17 @@ describe('git over SSH', () => {
     await Promise.race([closed, sleep(5000).then(() => assert.fail('the connection stayed open after its key was removed'))]);
   });
 
-  it('negotiates curve25519 and AES-GCM with OpenSSH', async () => {
+  it('negotiates curve25519 and an AEAD cipher with OpenSSH, AES-GCM when asked first', async () => {
+    // OpenSSH's default order puts chacha20-poly1305 first (algorithms.ts says why CTR is offered at all).
     const r = await ssh(keys.bob, ["git-upload-pack '/proj/repo.git'"], { input: '0000', logLevel: 'DEBUG1' });
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /kex: algorithm: curve25519-sha256/);
     assert.match(r.stderr, /kex: host key algorithm: ssh-ed25519/);
-    assert.match(r.stderr, /kex: server->client cipher: aes128-gcm@openssh\.com MAC: <implicit> compression: none/);
+    assert.match(r.stderr, /kex: server->client cipher: chacha20-poly1305@openssh\.com MAC: <implicit> compression: none/);
+    const gcm = await ssh(keys.bob, ["git-upload-pack '/proj/repo.git'"], { input: '0000', logLevel: 'DEBUG1', flags: ['-o', 'Ciphers=aes128-gcm@openssh.com,chacha20-poly1305@openssh.com'] });
+    assert.equal(gcm.code, 0, gcm.stderr);
+    assert.match(gcm.stderr, /kex: server->client cipher: aes128-gcm@openssh\.com MAC: <implicit> compression: none/);
+    assert.ok((await metric('mirrorfarm_ssh_handshakes_total', { cipher: 'aes128-gcm@openssh.com', mac: 'implicit' })) >= 1, 'the handshake metric counts the negotiated cipher');
   });
 
   it('answers a shell with a friendly message and exit status 1', async () => {

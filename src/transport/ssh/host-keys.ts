@@ -5,9 +5,9 @@
 //
 // Two keys: ed25519 (what every current client negotiates) and ECDSA P-256 for clients without ed25519, such
 // as OpenSSH in FIPS mode (RHEL) and Apache MINA SSHD (JGit's SSH) without its optional EdDSA provider.
-// ECDSA rather than RSA: it is generated in a millisecond where RSA-3072 takes about a second (every test
-// server pays that), and the clients that have neither ed25519 nor ECDSA also lack the AES-GCM this server
-// requires, so an RSA host key would not let them in either.
+// ECDSA is also the one host key type of JSch 0.1.54 (JGit 4.x) without SHA-1 (see algorithms.ts). No RSA: every
+// client we support has ed25519 or ECDSA, RSA would mainly invite SHA-1 ssh-rsa signatures, and RSA-3072 takes
+// about a second to generate where ECDSA takes a millisecond (every test server pays that).
 import { randomBytes } from 'node:crypto';
 import { chmod, link, mkdir, readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
