@@ -311,3 +311,40 @@ describe("Bitbucket's mirror-side resources", () => {
     assert.ok(put.body.errors[0].message.includes(`${primary.baseUrl}/rest/mirroring/1.0/mirrorServers/`), put.text);
   });
 });
+
+describe('delegated authentication on the mirror\'s REST API', () => {
+  /** Asks until the answer is `status`; fails when that takes longer than a second after the change. */
+  async function answersWithin(status: number, ask: () => Promise<{ status: number }>, what: string): Promise<void> {
+    const t0 = Date.now();
+    for (;;) {
+      const r = await ask();
+      if (r.status === status) return;
+      assert.ok(Date.now() - t0 <= 1000, `${what}: still ${r.status} ${Date.now() - t0} ms after the change`);
+    }
+  }
+
+  it('a removed permission stops REST reads on the mirror within a second, and a new grant works at once', async () => {
+    const branches = () => api(mirror, 'GET', '/rest/api/1.0/projects/ONE/repos/app/branches', undefined, alice);
+    const listed = async () => (await api(mirror, 'GET', '/rest/mirroring/1.0/mirrorRepos', undefined, alice)).body.values.map((v: { repositoryId: string }) => v.repositoryId);
+    assert.equal((await branches()).status, 200);
+    assert.deepEqual(await listed(), [String(ids.app), String(ids.open)]);
+    const r = await api(primary, 'DELETE', '/rest/api/1.0/projects/ONE/repos/app/permissions/users?name=alice');
+    assert.equal(r.status, 204, r.text);
+    await answersWithin(404, branches, 'branches after the permission was removed');
+    assert.deepEqual(await listed(), [String(ids.open)], 'listings follow');
+    assert.deepEqual((await api(mirror, 'GET', '/rest/api/1.0/projects', undefined, alice)).body.values.map((p: { key: string }) => p.key), ['PUB']);
+    await grantRepo(primary, 'ONE', 'app', 'alice', 'REPO_READ');
+    await answersWithin(200, branches, 'branches after the grant');
+  });
+
+  it('a revoked token stops working on the mirror\'s REST API within a second', async () => {
+    const created = await api(primary, 'PUT', '/rest/access-tokens/1.0/users/alice', { name: 'to revoke', permissions: ['REPO_READ'] }, alice);
+    assert.equal(created.status, 200, created.text);
+    const ask = () => api(mirror, 'GET', '/rest/api/1.0/projects/ONE/repos/app', undefined, null, bearer(created.body.token as string));
+    assert.equal((await ask()).status, 200);
+    assert.equal((await ask()).status, 200, 'answered from the cache');
+    const revoked = await api(primary, 'DELETE', `/rest/access-tokens/1.0/users/alice/${created.body.id}`, undefined, alice);
+    assert.equal(revoked.status, 204, revoked.text);
+    await answersWithin(401, ask, 'revoked token');
+  });
+});
