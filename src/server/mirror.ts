@@ -21,6 +21,7 @@ import { loadIdentity } from '../mirror/identity.js';
 import { MirrorMetrics } from '../mirror/metrics.js';
 import { SyncEngine } from '../mirror/sync-engine.js';
 import { registerMirrorRestApi } from '../mirror/rest/index.js';
+import { mirrorUrls, primaryCloneUrls } from '../mirror/urls.js';
 import { Upstream } from '../mirror/upstream.js';
 import { UpstreamHealth } from '../mirror/upstream-health.js';
 import type { Logger } from '../obs/logger.js';
@@ -178,14 +179,6 @@ export async function startMirror(config: Config, log: Logger): Promise<RunningM
   app.get('/metrics', async (_request, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
   registerSmartHttp(app, git, auth, { maxFetchRequestBytes: config.http.maxFetchRequestBytes, maxPushBytes: config.http.maxPushBytes });
   let httpPort = 0;
-  const ownUrls = {
-    base: () => baseUrl,
-    httpClone: (key: string, slug: string) => `${baseUrl}/scm/${key.toLowerCase()}/${slug}.git`,
-    sshClone: (key: string, slug: string) => {
-      const base = ownSshBase();
-      return base ? `ssh://git@${base.host.includes(':') ? `[${base.host}]` : base.host}:${base.port}/${key.toLowerCase()}/${slug}.git` : undefined;
-    },
-  };
   await registerMirrorRestApi(app, {
     config,
     identity,
@@ -195,12 +188,8 @@ export async function startMirror(config: Config, log: Logger): Promise<RunningM
     catalog,
     controller,
     health,
-    urls: ownUrls,
-    primaryCloneUrls: (key, slug) => {
-      const ssh = controller?.primary;
-      const host = ssh && (ssh.sshHost.includes(':') ? `[${ssh.sshHost}]` : ssh.sshHost);
-      return [{ href: `${upstreamUrl}/scm/${key.toLowerCase()}/${slug}.git`, name: 'http' }, ...(ssh ? [{ href: `ssh://git@${host}:${ssh.sshPort}/${key.toLowerCase()}/${slug}.git`, name: 'ssh' }] : [])];
-    },
+    urls: mirrorUrls(baseUrl, ownSshBase),
+    primaryCloneUrls: primaryCloneUrls(upstreamUrl, () => controller?.primary && { host: controller.primary.sshHost, port: controller.primary.sshPort }),
     checkAvailable: (view) => policy.checkAvailable(view),
     httpPort: () => httpPort,
   });
