@@ -22,7 +22,7 @@ export const ACTION_OF: Record<string, Action> = {
   REPO_ADMIN: 'admin',
 };
 
-const ListQuery = Type.Composite([
+export const ListQuery = Type.Composite([
   PageQuery,
   Type.Object({
     name: Type.Optional(Type.String({ description: 'Only projects whose name contains this text (case-insensitive).' })),

@@ -21,7 +21,7 @@ const OrderBy = Type.Union([Type.Literal('ALPHABETICAL'), Type.Literal('MODIFICA
   description: 'MODIFICATION (the default): most recently changed first; ALPHABETICAL: by name.',
 });
 
-const RefListQuery = Type.Composite([
+export const RefListQuery = Type.Composite([
   PageQuery,
   Type.Object({
     filterText: Type.Optional(Type.String({ description: 'Only refs whose short name contains this text (case-insensitive).' })),
@@ -30,7 +30,7 @@ const RefListQuery = Type.Composite([
     details: Type.Optional(Type.Boolean({ description: 'Accepted for compatibility; no extra details are returned.' })),
   }),
 ]);
-type RefListQuery = Static<typeof RefListQuery>;
+export type RefListQuery = Static<typeof RefListQuery>;
 
 const RefIdBody = Type.Object({ id: Type.String({ examples: ['refs/heads/main'], description: 'A branch, as refs/heads/NAME or NAME.' }) });
 

@@ -22,9 +22,9 @@ export type RepoParams = Static<typeof RepoParams>;
 
 const RepoLevel = Type.Union([Type.Literal('REPO_READ'), Type.Literal('REPO_WRITE'), Type.Literal('REPO_ADMIN')]);
 
-const ProjectReposQuery = PageQuery;
+export const ProjectReposQuery = PageQuery;
 
-const AllReposQuery = Type.Composite([
+export const AllReposQuery = Type.Composite([
   PageQuery,
   Type.Object({
     name: Type.Optional(Type.String({ description: 'Only repositories whose name contains this text (case-insensitive).' })),

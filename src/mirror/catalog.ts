@@ -28,6 +28,8 @@ export interface LocalRepository {
   refStateHash: string | null;
   defaultBranch: string | null;
   error: string | null;
+  /** When this node last synchronized the repository or failed to (epoch ms). */
+  updatedAt: number | null;
 }
 
 export class Catalog {
@@ -126,7 +128,7 @@ export class Catalog {
       .selectFrom('repositories as r')
       .innerJoin('projects as p', 'p.id', 'r.project_id')
       .leftJoin('mirror_local_repos as m', 'm.repository_id', 'r.id')
-      .select(['r.id', 'r.project_id', 'p.key', 'r.slug', 'm.status', 'm.ref_state_hash', 'm.default_branch', 'm.error'])
+      .select(['r.id', 'r.project_id', 'p.key', 'r.slug', 'm.status', 'm.ref_state_hash', 'm.default_branch', 'm.error', 'm.updated_at'])
       .orderBy('r.id');
     if (id !== undefined) query = query.where('r.id', '=', id);
     return (await query.execute()).map((row) => ({
@@ -138,6 +140,7 @@ export class Catalog {
       refStateHash: row.ref_state_hash ?? null,
       defaultBranch: row.default_branch ?? null,
       error: row.error ?? null,
+      updatedAt: row.updated_at === null || row.updated_at === undefined ? null : Number(row.updated_at),
     }));
   }
 

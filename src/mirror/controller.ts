@@ -13,7 +13,8 @@ import type { MirrorIdentity } from './identity.js';
 import type { MirrorMetrics } from './metrics.js';
 import { preflight, type PreflightResult } from './preflight.js';
 import type { SyncEngine, SyncResult } from './sync-engine.js';
-import type { Upstream } from './upstream.js';
+import { UpstreamError, type Upstream } from './upstream.js';
+import type { UpstreamHealth } from './upstream-health.js';
 import { VERSION } from '../version.js';
 
 export type MirrorState = 'INITIALIZING' | 'ERROR' | 'PENDING' | 'SYNCHRONIZING' | 'SYNCHRONIZED' | 'REJECTED' | 'REMOVED';
@@ -50,6 +51,13 @@ export interface MirrorControllerDeps {
   log: Logger;
   instanceId: string;
   ownSshBase: () => { host: string; port: number } | undefined;
+  health: UpstreamHealth;
+}
+
+/** What the primary lets this mirror carry, as of the last snapshot (Bitbucket's RestUpstreamSettings). */
+export interface Selection {
+  mode: string;
+  projectIds: number[];
 }
 
 export class MirrorController {
@@ -67,6 +75,7 @@ export class MirrorController {
   private lastReport = 0;
   private verifyOffset = 0;
   private passesDone = 0;
+  private selected: Selection | undefined;
 
   constructor(private readonly deps: MirrorControllerDeps) {}
 
@@ -100,6 +109,28 @@ export class MirrorController {
     };
   }
 
+  /** True until the first snapshot pass has told this node everything it carries. */
+  discovering(): boolean {
+    return this.passesDone === 0;
+  }
+
+  /** The project selection of the last snapshot (kept across restarts, so it is known while the primary is away). */
+  async selection(): Promise<Selection | undefined> {
+    if (this.selected) return this.selected;
+    const stored = await this.deps.catalog.getState('selection');
+    return stored ? (JSON.parse(stored) as Selection) : undefined;
+  }
+
+  /**
+   * Seconds behind the primary: the oldest change not yet published, or, while the primary cannot be reached,
+   * the time since it was last heard from (nothing newer can be known), whichever is larger.
+   */
+  lagSeconds(): number {
+    const engine = this.deps.engine.lagSeconds();
+    const silent = this.deps.health.up() ? 0 : (this.deps.health.secondsSinceContact() ?? 0);
+    return Math.max(engine, silent);
+  }
+
   primaryMirrorUrl(): string {
     return `${this.deps.config.mirror.upstreamUrl}/rest/mirroring/1.0/mirrorServers/${this.deps.identity.mirrorId}`;
   }
@@ -128,10 +159,12 @@ export class MirrorController {
     while (!this.stopped) {
       try {
         this.primary = await preflight({ upstreamUrl: config.mirror.upstreamUrl!, baseUrl: config.baseUrl!, caFile: config.trust.caFile, instanceId: this.deps.instanceId, mirrorId: identity.mirrorId });
+        this.deps.health.contact();
         if (this.primary.baseUrlWarning) this.deps.log.warn(this.primary.baseUrlWarning, 'baseUrl could not be checked; going on');
         break;
       } catch (err) {
         const e = err as MirrorfarmError;
+        if (e instanceof UpstreamError && e.code.startsWith('MIRROR_UPSTREAM_')) this.deps.health.failure(e.code, e.message);
         this.setError(e.code ?? 'MIRROR_PREFLIGHT_FAILED', e.message);
         await this.sleep(delay);
         delay = Math.min(delay * 2, 30_000);
@@ -244,6 +277,9 @@ export class MirrorController {
     const started = Date.now();
     let requested = 0;
     const snap = await this.deps.upstream.call<Snapshot>('GET', '/rest/mirroring/1.0/mirror/snapshot');
+    const selection: Selection = { mode: snap.mirroringMode, projectIds: snap.projectIds };
+    if (JSON.stringify(selection) !== JSON.stringify(this.selected)) await catalog.setState('selection', JSON.stringify(selection));
+    this.selected = selection;
     for (const p of snap.projects) await catalog.upsertProject(p);
     const wanted = new Map(snap.repositories.map((r) => [r.id, r]));
     const local = await catalog.repositories();
@@ -449,7 +485,7 @@ export class MirrorController {
   }
 
   private async tick(): Promise<void> {
-    this.deps.metrics.lag.set(this.deps.engine.lagSeconds());
+    this.deps.metrics.lag.set(this.lagSeconds());
     this.evaluate();
     // Results are reported as they come; otherwise a heartbeat every 5 s carries lag and state.
     if (this.reporting || this.removed() || (this.reportQueue.size === 0 && Date.now() - this.lastReport < 5000)) return;
@@ -460,9 +496,11 @@ export class MirrorController {
     try {
       await this.deps.upstream.call('POST', '/rest/mirroring/1.0/mirror/report', {
         cursor: this.cursor,
-        lagSeconds: this.deps.engine.lagSeconds(),
+        lagSeconds: this.lagSeconds(),
         state: this.state,
         sshUrlBase: this.deps.ownSshBase(),
+        // The outage this node went through, told once the primary can hear it again (and on every report after).
+        upstream: this.deps.health.report(),
         repositories: batch.map((r) => ({ id: r.repositoryId, status: r.status, refStateHash: r.refStateHash, ...(r.error ? { error: r.error } : {}) })),
       });
     } catch (err) {

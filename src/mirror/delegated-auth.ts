@@ -23,11 +23,17 @@ interface CacheEntry {
   principal: Principal;
   access: Map<number, Level>;
   verifiedAt: number;
+  /** What the primary says about system administration (never for tokens); only for mirror administration routes. */
+  primarySysadmin: boolean;
 }
+
+/** At most this many repositories per authenticate call (the primary's limit). */
+const IDS_PER_CALL = 1000;
 
 export class DelegatedAuth implements AccessResolver {
   private readonly cache = new Map<string, CacheEntry>();
-  private readonly keyOf = new WeakMap<Principal, string>();
+  /** The credentials a principal was verified with, so that a question about more repositories can be asked. */
+  private readonly credentialsOf = new WeakMap<Principal, Credentials>();
   /** Bumped by invalidate(), so that an answer asked for before an invalidation is not cached after it. */
   private generation = 0;
 
@@ -76,16 +82,46 @@ export class DelegatedAuth implements AccessResolver {
   }
 
   async repositoryResource(principal: Principal, project: RepositoryView['project'], repo: RepositoryView['repo']): Promise<Resource> {
-    const isPublic = !!project.is_public || !!repo.is_public;
-    let level = Level.NONE;
-    const key = principal.kind === 'user' ? this.keyOf.get(principal) : undefined;
-    const entry = key ? this.cache.get(key) : undefined;
-    if (entry) {
-      const known = entry.access.get(repo.id);
-      level = known ?? (await this.lookup(entry.credentials, [repo.id]))?.access.get(repo.id) ?? Level.NONE;
+    return (await this.repositoryResources(principal, [{ project, repo }])).get(repo.id)!;
+  }
+
+  /**
+   * The policy facts of many repositories at once, for listings: one call to the primary per 1000 repositories
+   * not yet known for this principal, instead of one per repository.
+   */
+  async repositoryResources(principal: Principal, views: Array<Pick<RepositoryView, 'project' | 'repo'>>): Promise<Map<number, Resource>> {
+    const levels = new Map<number, Level>();
+    const credentials = principal.kind === 'user' ? this.credentialsOf.get(principal) : undefined;
+    if (credentials) {
+      const ids = [...new Set(views.map((v) => v.repo.id))];
+      const entry = this.cache.get(cacheKey(credentials));
+      const unknown = entry && Date.now() - entry.verifiedAt < this.options.cacheSeconds * 1000 ? ids.filter((id) => !entry.access.has(id)) : ids;
+      const asking = new Set(unknown);
+      for (const id of ids) if (!asking.has(id)) levels.set(id, entry!.access.get(id)!);
+      for (let i = 0; i < unknown.length; i += IDS_PER_CALL) {
+        const chunk = unknown.slice(i, i + IDS_PER_CALL);
+        const answer = await this.lookup(credentials, chunk);
+        for (const id of chunk) levels.set(id, answer?.access.get(id) ?? Level.NONE);
+      }
     }
-    // The primary already applied its policy (grants, token scope, sysadmin); the mirror only serves reads.
-    return { kind: 'repository', path: `${project.key}/${repo.slug}`, facts: { isPublic, projectGrant: Level.NONE, repositoryGrant: level } };
+    const out = new Map<number, Resource>();
+    for (const { project, repo } of views) {
+      const isPublic = !!project.is_public || !!repo.is_public;
+      // The primary already applied its policy (grants, token scope, sysadmin); the mirror only serves reads.
+      out.set(repo.id, { kind: 'repository', path: `${project.key}/${repo.slug}`, facts: { isPublic, projectGrant: Level.NONE, repositoryGrant: levels.get(repo.id) ?? Level.NONE } });
+    }
+    return out;
+  }
+
+  /**
+   * The principal as the primary sees it for system administration, for the mirror's administration routes
+   * only: never passed to repository checks (a sysadmin flag there would lift READ to ADMIN).
+   */
+  async systemPrincipal(principal: Principal): Promise<Principal> {
+    const credentials = principal.kind === 'user' ? this.credentialsOf.get(principal) : undefined;
+    if (!credentials || principal.kind !== 'user') return principal;
+    const entry = await this.lookup(credentials, []);
+    return { ...principal, sysadmin: !!entry?.primarySysadmin };
   }
 
   private async lookup(credentials: Credentials, repositoryIds: number[]): Promise<CacheEntry | undefined> {
@@ -129,12 +165,13 @@ export class DelegatedAuth implements AccessResolver {
       principal,
       access: fresh ? cached.access : new Map(),
       verifiedAt: fresh ? cached.verifiedAt : now,
+      primarySysadmin: !!answer.user.sysadmin,
     };
     for (const [id, level] of Object.entries(answer.access ?? {})) entry.access.set(Number(id), level === 'READ' ? Level.READ : Level.NONE);
     // An answer that was on its way while a permission, key, token or user event cleared the cache may predate
     // that change: use it for this one request, but do not keep it for cacheSeconds.
     if (generation === this.generation) this.cache.set(key, entry);
-    this.keyOf.set(principal, key);
+    this.credentialsOf.set(principal, credentials);
     return entry;
   }
 }

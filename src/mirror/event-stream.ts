@@ -6,6 +6,12 @@ import type { Logger } from '../obs/logger.js';
 import { readBody, type Upstream } from './upstream.js';
 import { errorOfBody, MirrorfarmError } from '../errors.js';
 
+/**
+ * The primary pings every 15 s; a stream silent for three pings is dead (a primary that vanished without closing
+ * the connection). The ordinary 15 s request timeout would race the pings and report false outages.
+ */
+const STREAM_IDLE_TIMEOUT_MS = 45_000;
+
 export interface StreamMessage {
   id: number | undefined;
   event: string;
@@ -49,7 +55,7 @@ export class EventStreamClient {
       this.abort = new AbortController();
       let err: Error | undefined;
       try {
-        const res = await this.upstream.open('GET', '/rest/mirroring/1.0/mirror/stream', undefined, { accept: 'text/event-stream', 'last-event-id': String(this.cursor()) }, this.abort.signal);
+        const res = await this.upstream.open('GET', '/rest/mirroring/1.0/mirror/stream', undefined, { accept: 'text/event-stream', 'last-event-id': String(this.cursor()) }, this.abort.signal, STREAM_IDLE_TIMEOUT_MS);
         if (res.statusCode !== 200) {
           const text = await readBody(res, 64 * 1024).catch(() => '');
           const first = (() => {
@@ -86,6 +92,8 @@ export class EventStreamClient {
     let data: string[] = [];
     res.setEncoding('utf8');
     for await (const chunk of res) {
+      // Every chunk (events and the primary's pings) is proof that the primary is there.
+      this.upstream.health?.contact();
       buffer += chunk as string;
       let newline: number;
       while ((newline = buffer.indexOf('\n')) >= 0) {

@@ -3,14 +3,17 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
-import { generateMirrorKey, loadMirrorKey, mirrorIdFor, type MirrorKey } from '../auth/mirror-token.js';
+import { generateMirrorKey, keyBlob, loadMirrorKey, mirrorIdFor, type MirrorKey } from '../auth/mirror-token.js';
 import type { Config } from '../config/schema.js';
+import { fingerprintOf } from '../domain/users.js';
 
 export interface MirrorIdentity {
   key: MirrorKey;
   keyFile: string;
   mirrorId: string;
   nodeId: string;
+  /** SHA256 fingerprint of the public key, as `ssh-keygen -lf` prints it and the primary shows it (publicKeyFingerprint). */
+  fingerprint: string;
 }
 
 export function loadIdentity(config: Config): MirrorIdentity {
@@ -27,5 +30,5 @@ export function loadIdentity(config: Config): MirrorIdentity {
     throw new Error(`cannot use the mirror key ${keyFile}: ${(err as Error).message}`);
   }
   const nodeId = config.mirror.nodeId ?? (hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 64) || 'node');
-  return { key, keyFile, mirrorId: mirrorIdFor(key.publicKey), nodeId };
+  return { key, keyFile, mirrorId: mirrorIdFor(key.publicKey), nodeId, fingerprint: fingerprintOf(keyBlob(key.publicKey)) };
 }

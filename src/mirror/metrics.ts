@@ -1,5 +1,6 @@
 // A mirror's own metrics, on the server's registry.
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { UpstreamHealth } from './upstream-health.js';
 
 export class MirrorMetrics {
   readonly lag: Gauge;
@@ -10,6 +11,9 @@ export class MirrorMetrics {
   readonly streamEvents: Counter;
   readonly snapshotDuration: Histogram;
   readonly fetchedBytes: Counter;
+  readonly upstreamUp: Gauge;
+  readonly upstreamSilence: Gauge;
+  private health: UpstreamHealth | undefined;
 
   constructor(registry: Registry) {
     this.lag = new Gauge({ name: 'mirrorfarm_mirror_sync_lag_seconds', help: 'Seconds since the oldest change from the primary that this node has not yet published.', registers: [registry] });
@@ -29,6 +33,29 @@ export class MirrorMetrics {
       registers: [registry],
     });
     this.fetchedBytes = new Counter({ name: 'mirrorfarm_mirror_fetched_bytes_total', help: 'Bytes of pack data fetched from the primary.', registers: [registry] });
+    // Read at scrape time, so they move even when nothing else on the node runs (the primary is away).
+    this.upstreamUp = new Gauge({
+      name: 'mirrorfarm_mirror_upstream_up',
+      help: '1 while this node reaches its primary, 0 while it cannot (it keeps serving what it has).',
+      registers: [registry],
+      collect: () => {
+        this.upstreamUp.set(this.health?.up() ? 1 : 0);
+      },
+    });
+    this.upstreamSilence = new Gauge({
+      name: 'mirrorfarm_mirror_upstream_last_contact_seconds',
+      help: 'Seconds since this node last heard from its primary (any answer, event or stream ping).',
+      registers: [registry],
+      collect: () => {
+        const seconds = this.health?.secondsSinceContact();
+        if (seconds !== null && seconds !== undefined) this.upstreamSilence.set(seconds);
+      },
+    });
     this.streamEvents = new Counter({ name: 'mirrorfarm_mirror_stream_events_total', help: 'Events received from the primary.', registers: [registry] });
+  }
+
+  /** Where the upstream gauges read from. */
+  watchUpstream(health: UpstreamHealth): void {
+    this.health = health;
   }
 }

@@ -7,6 +7,7 @@ import { rootCertificates } from 'node:tls';
 import type { IncomingMessage } from 'node:http';
 import { signMirrorToken, type MirrorKey } from '../auth/mirror-token.js';
 import { errorOfBody, MirrorfarmError } from '../errors.js';
+import type { UpstreamHealth } from './upstream-health.js';
 
 export class UpstreamError extends MirrorfarmError {
   override name = 'UpstreamError';
@@ -54,6 +55,8 @@ export class Upstream {
     private readonly nodeId: string,
     caFile: string | undefined,
     private readonly timeoutMs = 15_000,
+    /** Told of every answer and every failed connection, so that /status and the metrics show reachability. */
+    readonly health?: UpstreamHealth,
   ) {
     this.ca = trustedCas(caFile);
   }
@@ -64,7 +67,7 @@ export class Upstream {
   }
 
   /** Opens a request and resolves with the response once headers arrive. */
-  async open(method: string, path: string, body?: unknown, extraHeaders: Record<string, string> = {}, signal?: AbortSignal): Promise<IncomingMessage> {
+  async open(method: string, path: string, body?: unknown, extraHeaders: Record<string, string> = {}, signal?: AbortSignal, idleTimeoutMs?: number): Promise<IncomingMessage> {
     const token = await signMirrorToken(this.key, this.baseUrl, this.nodeId);
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     const { url, ...options } = this.options(method, path, {
@@ -74,15 +77,21 @@ export class Upstream {
       ...extraHeaders,
     });
     return new Promise((resolve, reject) => {
-      const req = request(url, { ...options, ...(signal ? { signal } : {}) }, (res) => {
+      const req = request(url, { ...options, ...(idleTimeoutMs ? { timeout: idleTimeoutMs } : {}), ...(signal ? { signal } : {}) }, (res) => {
         // A long response (the event stream) may end by abort or a dead peer; that must not become an
         // unhandled 'error' on the socket.
         res.on('error', () => {});
+        this.health?.contact(res.statusCode);
         resolve(res);
       });
       req.on('socket', (socket) => socket.on('error', () => {}));
       req.on('timeout', () => req.destroy(Object.assign(new Error('timed out'), { code: 'TIMEOUT' })));
-      req.on('error', (err: NodeJS.ErrnoException) => reject(err.name === 'AbortError' ? err : connectionError(err, this.baseUrl, 'UPSTREAM')));
+      req.on('error', (err: NodeJS.ErrnoException) => {
+        if (err.name === 'AbortError') return reject(err);
+        const failed = connectionError(err, this.baseUrl, 'UPSTREAM');
+        this.health?.failure(failed.code, failed.message);
+        reject(failed);
+      });
       req.end(payload);
     });
   }

@@ -29,6 +29,14 @@ export interface ReportedRepository {
   error?: string | null;
 }
 
+/** The last time a node could not reach the primary, as the node tells it once it can again. */
+export interface UpstreamOutage {
+  errorCode: string;
+  message: string;
+  since: string;
+  until?: string;
+}
+
 export interface NodeReport {
   cursor?: number;
   lagSeconds?: number;
@@ -39,6 +47,8 @@ export interface NodeReport {
   sshUrlBase?: SshUrlBase;
   /** The node's own URL, when it has one besides the farm's. */
   baseUrl?: string;
+  /** The node's view of its connection to the primary, with the last outage it went through. */
+  upstream?: { state?: string; lastOutage?: UpstreamOutage };
 }
 
 export interface NodeView {
@@ -48,6 +58,7 @@ export interface NodeView {
   lastSeenDate: string;
   cursor: number;
   lagSeconds: number | null;
+  lastUpstreamOutage?: UpstreamOutage;
 }
 
 export interface FailingRepository {
@@ -96,13 +107,13 @@ function chunks<T>(items: T[], size = CHUNK): T[][] {
 
 export class MirrorState {
   /** Not persisted (no column for them yet): refreshed by every report. */
-  private readonly volatile = new Map<string, { sshUrlBase?: SshUrlBase; reportedState: Map<string, string> }>();
+  private readonly volatile = new Map<string, { sshUrlBase?: SshUrlBase; reportedState: Map<string, string>; outages: Map<string, UpstreamOutage> }>();
 
   constructor(private readonly db: Db) {}
 
   private volatileOf(mirrorId: string) {
     let v = this.volatile.get(mirrorId);
-    if (!v) this.volatile.set(mirrorId, (v = { reportedState: new Map() }));
+    if (!v) this.volatile.set(mirrorId, (v = { reportedState: new Map(), outages: new Map() }));
     return v;
   }
 
@@ -157,6 +168,7 @@ export class MirrorState {
     const v = this.volatileOf(mirror.id);
     if (report.sshUrlBase) v.sshUrlBase = report.sshUrlBase;
     if (report.state) v.reportedState.set(nodeId, report.state);
+    if (report.upstream?.lastOutage) v.outages.set(nodeId, report.upstream.lastOutage);
     const now = Date.now();
     return this.db.transaction().execute(async (trx) => {
       const current = await trx.selectFrom('mirrors').select(['state', 'mirroring_mode']).where('id', '=', mirror.id).executeTakeFirst();
@@ -321,6 +333,7 @@ export class MirrorState {
     for (const mirror of mirrors) {
       const nodes = nodeRows.filter((n) => n.mirror_id === mirror.id);
       const reported = this.volatile.get(mirror.id)?.reportedState;
+      const outages = this.volatile.get(mirror.id)?.outages;
       const nodeViews: NodeView[] = nodes.map((n) => ({
         id: n.node_id,
         state: n.state,
@@ -328,6 +341,7 @@ export class MirrorState {
         lastSeenDate: new Date(Number(n.last_seen_at)).toISOString(),
         cursor: Number(n.cursor),
         lagSeconds: n.lag_seconds,
+        ...(outages?.has(n.node_id) ? { lastUpstreamOutage: outages.get(n.node_id)! } : {}),
       }));
       const live = nodes.filter((n) => n.state !== EVICTED && Number(n.last_seen_at) >= Date.now() - NODE_STALE_MS);
       const lags = live.map((n) => n.lag_seconds).filter((l): l is number => l !== null);

@@ -8,6 +8,7 @@ import type { Principal } from '../access/authorize.js';
 import type { Config } from '../config/schema.js';
 import type { RepositoryView } from '../domain/repositories.js';
 import { Repositories } from '../domain/repositories.js';
+import { Projects } from '../domain/projects.js';
 import { MirrorfarmError } from '../errors.js';
 import { EventLog } from '../events/log.js';
 import { RefRecorder } from '../events/ref-recorder.js';
@@ -19,7 +20,10 @@ import { DelegatedAuth } from '../mirror/delegated-auth.js';
 import { loadIdentity } from '../mirror/identity.js';
 import { MirrorMetrics } from '../mirror/metrics.js';
 import { SyncEngine } from '../mirror/sync-engine.js';
+import { registerMirrorRestApi } from '../mirror/rest/index.js';
+import { mirrorUrls, primaryCloneUrls } from '../mirror/urls.js';
 import { Upstream } from '../mirror/upstream.js';
+import { UpstreamHealth } from '../mirror/upstream-health.js';
 import type { Logger } from '../obs/logger.js';
 import { Metrics } from '../obs/metrics.js';
 import { openDatabase } from '../store/database.js';
@@ -56,7 +60,13 @@ export async function startMirror(config: Config, log: Logger): Promise<RunningM
   const events = new EventLog(db, { days: config.events.retentionDays, maxEvents: config.events.maxEvents });
   const repositories = new Repositories(db, events, store, new RefRecorder(db, events, store, new KeyedLock<number>()), runner, config.git.defaultBranch);
   const catalog = new Catalog(db);
-  const upstream = new Upstream(upstreamUrl, identity.key, identity.nodeId, config.trust.caFile);
+  // Logged once per change, not per failed call: an outage of hours is two lines.
+  const health = new UpstreamHealth((from, to, detail) => {
+    if (to === 'UNREACHABLE') log.warn({ upstream: upstreamUrl, code: detail.errorCode, err: detail.message }, 'cannot reach the primary; serving what this node has');
+    else if (from === 'UNREACHABLE') log.info({ upstream: upstreamUrl, outageSeconds: detail.outageSeconds }, 'primary reachable again');
+  });
+  mirrorMetrics.watchUpstream(health);
+  const upstream = new Upstream(upstreamUrl, identity.key, identity.nodeId, config.trust.caFile, undefined, health);
   // Created below, once the engine it drives exists; the closures in between only run after that.
   // eslint-disable-next-line prefer-const
   let controller: MirrorController | undefined;
@@ -143,11 +153,13 @@ export async function startMirror(config: Config, log: Logger): Promise<RunningM
     mirrorMetrics,
     (result) => controller?.onSyncResult(result),
   );
-  controller = new MirrorController({ config, identity, upstream, catalog, engine, auth, metrics: mirrorMetrics, log: log.child({ component: 'mirror' }), instanceId, ownSshBase });
+  controller = new MirrorController({ config, identity, upstream, catalog, engine, auth, metrics: mirrorMetrics, log: log.child({ component: 'mirror' }), instanceId, ownSshBase, health });
 
   const app = createHttpApp(config, log, metrics);
   app.get('/status', async () => {
     const progress = await controller!.progress();
+    // The node's own error first; otherwise, while the primary cannot be reached, that (the node still serves).
+    const error = controller!.error ?? health.error();
     return {
       state: controller!.state,
       mode: 'mirror',
@@ -156,10 +168,12 @@ export async function startMirror(config: Config, log: Logger): Promise<RunningM
       instanceId,
       mirrorId: identity.mirrorId,
       nodeId: identity.nodeId,
-      upstream: upstreamUrl,
+      publicKeyFingerprint: identity.fingerprint,
+      upstream: { url: upstreamUrl, ...health.view() },
+      lagSeconds: Math.round(controller!.lagSeconds() * 10) / 10,
       progress: { synced: progress.synced, total: progress.total },
       failingRepositories: progress.failing,
-      ...(controller!.error ? { error: controller!.error } : {}),
+      ...(error ? { error } : {}),
       ...(controller!.primary?.baseUrlWarning ? { warnings: [controller!.primary.baseUrlWarning] } : {}),
       ...(controller!.guardMessage() ? { deleteGuard: controller!.guardMessage() } : {}),
       links: { primary: controller!.primaryMirrorUrl() },
@@ -168,8 +182,23 @@ export async function startMirror(config: Config, log: Logger): Promise<RunningM
   app.get('/ready', async (_request, reply) => reply.status(controller!.ready() ? 200 : 503).send({ ready: controller!.ready(), state: controller!.state }));
   app.get('/metrics', async (_request, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
   registerSmartHttp(app, git, auth, { maxFetchRequestBytes: config.http.maxFetchRequestBytes, maxPushBytes: config.http.maxPushBytes });
+  let httpPort = 0;
+  await registerMirrorRestApi(app, {
+    config,
+    identity,
+    auth,
+    projects: new Projects(db, events),
+    repositories,
+    catalog,
+    controller,
+    health,
+    urls: mirrorUrls(baseUrl, ownSshBase),
+    primaryCloneUrls: primaryCloneUrls(upstreamUrl, () => controller?.primary && { host: controller.primary.sshHost, port: controller.primary.sshPort }),
+    checkAvailable: (view) => policy.checkAvailable(view),
+    httpPort: () => httpPort,
+  });
   await app.listen({ host: config.http.host, port: config.http.port });
-  const httpPort = (app.server.address() as AddressInfo).port;
+  httpPort = (app.server.address() as AddressInfo).port;
 
   let ssh: SshServer | undefined;
   if (config.ssh.enabled) {
@@ -209,6 +238,8 @@ export async function startMirror(config: Config, log: Logger): Promise<RunningM
 
   await writeEndpoints(config.home, { baseUrl, httpPort, sshPort: sshPort ?? null, mirrorId: identity.mirrorId });
   log.info({ baseUrl, httpPort, sshPort, upstream: upstreamUrl, mirrorId: identity.mirrorId, nodeId: identity.nodeId }, 'mirrorfarm mirror started');
+  // What an administrator compares with publicKeyFingerprint on the primary before authorizing this mirror.
+  log.info({ mirrorId: identity.mirrorId, fingerprint: identity.fingerprint, keyFile: identity.keyFile }, `mirror identity key fingerprint ${identity.fingerprint}`);
   controller.start();
 
   let stopping = false;

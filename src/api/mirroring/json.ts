@@ -46,6 +46,16 @@ export const MirrorServerJson = Type.Object({
   productVersion: Type.String(),
 });
 
+export const UpstreamOutageJson = Type.Object(
+  {
+    errorCode: Type.String({ maxLength: 200, examples: ['MIRROR_UPSTREAM_UNREACHABLE'] }),
+    message: Type.String({ maxLength: 2000 }),
+    since: Type.String({ format: 'date-time', maxLength: 64 }),
+    until: Type.Optional(Type.String({ format: 'date-time', maxLength: 64, description: 'Absent while the outage lasts.' })),
+  },
+  { description: 'The last time the node could not reach the primary, as the node reported it once it could again.' },
+);
+
 const NodeJson = Type.Object({
   id: Type.String(),
   state: Type.String({ description: 'CONNECTED (holds an event stream), DISCONNECTED, or OUT_OF_SYNC (evicted until it reports READY).' }),
@@ -53,6 +63,7 @@ const NodeJson = Type.Object({
   lastSeenDate: Type.String({ format: 'date-time' }),
   cursor: Type.Integer({ description: 'The last event id the node has applied.' }),
   lagSeconds: Nullable(Type.Number()),
+  lastUpstreamOutage: Type.Optional(UpstreamOutageJson),
 });
 
 export const MirrorServerDetailsJson = Type.Composite(

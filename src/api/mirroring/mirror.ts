@@ -11,7 +11,7 @@ import type { AppContext } from '../../server/context.js';
 import type { Mirror } from '../../store/tables.js';
 import { errorResponses } from '../json.js';
 import { PREFIX, TAGS, type MirroringServices } from './common.js';
-import { AuthenticateJson, RegistrationJson, mirrorServerJson, SelfJson, SnapshotJson } from './json.js';
+import { AuthenticateJson, RegistrationJson, mirrorServerJson, SelfJson, SnapshotJson, UpstreamOutageJson } from './json.js';
 
 /** Unanswered registration requests kept at most, so that throwaway keys cannot flood the administrators' list. */
 export const MAX_PENDING_REQUESTS = 100;
@@ -43,6 +43,12 @@ const ReportBody = Type.Object({
   ),
   sshUrlBase: Type.Optional(Type.Object({ host: Type.String({ minLength: 1, maxLength: 255 }), port: Type.Integer({ minimum: 1, maximum: 65535 }) })),
   baseUrl: Type.Optional(Type.String({ maxLength: 2048, description: 'The node\'s own URL, if it has one besides the farm\'s.' })),
+  upstream: Type.Optional(
+    Type.Object({
+      state: Type.Optional(Type.String({ maxLength: 64, description: 'CONNECTED, UNREACHABLE or UNKNOWN, as the node sees its primary.' })),
+      lastOutage: Type.Optional(UpstreamOutageJson),
+    }),
+  ),
 });
 
 const PreparedBody = Type.Object({
