@@ -27,6 +27,7 @@ export const Errors = {
   repoNotFound: define('REPOSITORY_NOT_FOUND', 404, (path: string) => `Repository ${path} does not exist or you do not have permission to see it.`),
   projectNotFound: define('PROJECT_NOT_FOUND', 404, (key: string) => `Project ${key} does not exist or you do not have permission to see it.`),
   userNotFound: define('USER_NOT_FOUND', 404, (name: string) => `User ${name} does not exist.`),
+  groupNotFound: define('GROUP_NOT_FOUND', 404, (name: string) => `Group ${name} does not exist; list groups with GET /rest/api/1.0/admin/groups.`),
   notFound: define('NOT_FOUND', 404, (what: string) => `${what} does not exist.`),
   conflict: define('CONFLICT', 409, (what: string) => what),
   invalid: define('INVALID_INPUT', 400, (what: string) => what),
