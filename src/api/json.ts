@@ -201,7 +201,7 @@ export function detailedGroupJson(g: Group) {
 }
 
 export function detailedUserJson(urls: Urls, u: User, callerId?: number) {
-  return { ...userJson(urls, u), directoryName: 'mirrorfarm', deletable: u.id !== callerId, mutableDetails: true, mutableGroups: false };
+  return { ...userJson(urls, u), directoryName: 'mirrorfarm', deletable: u.id !== callerId, mutableDetails: true, mutableGroups: true };
 }
 
 export function branchJson(ref: { ref: string; commit: string }, defaultBranch: string | undefined) {

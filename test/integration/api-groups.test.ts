@@ -90,6 +90,7 @@ describe('group administration', () => {
     assert.equal(r.status, 200, r.text);
     assert.deepEqual(names(r), ['alice', 'bob', 'carol']);
     assert.deepEqual(Object.keys(r.body.values[0]).sort(), ['active', 'deletable', 'directoryName', 'displayName', 'emailAddress', 'id', 'links', 'mutableDetails', 'mutableGroups', 'name', 'slug', 'type']);
+    assert.equal(r.body.values[0].mutableGroups, true, 'memberships can be changed here');
     const page = await call('GET', `${GROUPS}/more-members?context=developers&limit=2&start=1`);
     assert.deepEqual([names(page), page.body.isLastPage], [['bob', 'carol'], true]);
     assert.deepEqual(names(await call('GET', `${GROUPS}/more-members?context=developers&filter=CAR`)), ['carol']);
