@@ -34,6 +34,7 @@ const BB = {
   noSuchProject: 'com.atlassian.bitbucket.project.NoSuchProjectException',
   noSuchRepository: 'com.atlassian.bitbucket.repository.NoSuchRepositoryException',
   noSuchUser: 'com.atlassian.bitbucket.user.NoSuchUserException',
+  noSuchGroup: 'com.atlassian.bitbucket.user.NoSuchGroupException',
   noSuchBranch: 'com.atlassian.bitbucket.repository.NoSuchBranchException',
   noSuchTag: 'com.atlassian.bitbucket.repository.NoSuchTagException',
   noSuchEntity: 'com.atlassian.bitbucket.NoSuchEntityException',
@@ -50,6 +51,7 @@ export const Errors = {
   repoNotFound: define('REPOSITORY_NOT_FOUND', 404, (path: string) => `Repository ${path} does not exist or you do not have permission to see it.`, BB.noSuchRepository),
   projectNotFound: define('PROJECT_NOT_FOUND', 404, (key: string) => `Project ${key} does not exist or you do not have permission to see it.`, BB.noSuchProject),
   userNotFound: define('USER_NOT_FOUND', 404, (name: string) => `User ${name} does not exist.`, BB.noSuchUser),
+  groupNotFound: define('GROUP_NOT_FOUND', 404, (name: string) => `Group ${name} does not exist; list groups with GET /rest/api/1.0/admin/groups.`, BB.noSuchGroup),
   notFound: define('NOT_FOUND', 404, (what: string) => `${what} does not exist.`, BB.noSuchEntity),
   // The same stable code as notFound; only Bitbucket's finer class differs.
   branchNotFound: define('NOT_FOUND', 404, (what: string) => `${what} does not exist.`, BB.noSuchBranch),

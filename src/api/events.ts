@@ -51,10 +51,12 @@ has no gaps and no duplicates. Every event has \`id\`, \`type\`, \`createdDate\`
 | \`project.created\` | \`key\`, \`name\`, \`public\` |
 | \`project.updated\` | \`key\`, \`name\`, \`previousKey\`, \`public\` |
 | \`project.deleted\` | \`key\` |
-| \`permission.changed\` | \`scope\` (project, repository), \`projectKey\`, \`slug\` (repository scope), \`userId\`, \`user\`, \`permission\` (null when revoked) |
+| \`permission.changed\` | \`scope\` (project, repository, global), \`projectKey\`, \`slug\` (repository scope), \`userId\` and \`user\` or \`groupId\` and \`group\`, \`permission\` (null when revoked) |
 | \`user.created\` | \`userId\`, \`name\`, \`sysadmin\` |
 | \`user.updated\` | \`userId\`, \`name\`, and \`sysadmin\`, \`active\` or \`credentials\` ("password") |
 | \`user.deleted\` | \`userId\`, \`name\` |
+| \`group.created\`, \`group.deleted\` | \`groupId\`, \`group\` (a deletion follows a \`permission.changed\` with null for each grant the group held) |
+| \`group.user_added\`, \`group.user_removed\` | \`groupId\`, \`group\`, \`userId\`, \`user\` |
 | \`ssh_key.added\`, \`ssh_key.removed\` | \`keyId\`, \`userId\`, \`fingerprint\` |
 | \`access_token.created\` | \`tokenId\`, \`userId\`, \`permissions\` |
 | \`access_token.revoked\` | \`tokenId\`, \`userId\`, \`reason\`? ("updated" when its name or permissions changed) |

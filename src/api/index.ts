@@ -8,6 +8,7 @@ import type { AppContext } from '../server/context.js';
 import { authenticate } from './access.js';
 import { registerApplicationPropertiesRoute } from './application-properties.js';
 import { registerEventRoutes } from './events.js';
+import { registerGroupRoutes } from './groups.js';
 import { registerPermissionRoutes } from './permissions.js';
 import { registerProjectRoutes } from './projects.js';
 import { registerRefRoutes } from './refs.js';
@@ -73,6 +74,7 @@ export async function registerRestApi(app: FastifyInstance, context: AppContext)
     registerRefRoutes(api, context);
     registerPermissionRoutes(api, context);
     registerUserRoutes(api, context);
+    registerGroupRoutes(api, context);
     registerSshKeyRoutes(api, context);
     registerTokenRoutes(api, context);
     registerEventRoutes(api, context);

@@ -1,11 +1,12 @@
 // Bitbucket Data Center's JSON shapes (RestProject, RestRepository, RestBranch, RestTag, RestApplicationUser,
-// RestDetailedUser, RestSshKey, RestAccessToken, RestPermittedUser) as TypeBox schemas, and the mappers that
-// fill them from our rows. The schemas double as response serializers: a field that is not declared here is
-// never sent, which keeps hashes and other internals out of responses even if a row carries them.
+// RestDetailedUser, RestSshKey, RestAccessToken, RestPermittedUser, RestDetailedGroup, RestPermittedGroup) as
+// TypeBox schemas, and the mappers that fill them from our rows. The schemas double as response serializers: a
+// field that is not declared here is never sent, which keeps hashes and other internals out of responses even if
+// a row carries them.
 import { createHash } from 'node:crypto';
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import type { AppContext } from '../server/context.js';
-import type { AccessToken, Project, Repository, SshKey, User } from '../store/tables.js';
+import type { AccessToken, Group, Project, Repository, SshKey, User } from '../store/tables.js';
 
 const Link = Type.Object({ href: Type.String() });
 const SelfLinks = Type.Object({ self: Type.Array(Link) });
@@ -107,6 +108,15 @@ export const TagJson = Type.Object({
 
 export const PermittedUserJson = Type.Object({ user: UserJson, permission: Type.String() });
 
+export const GroupJson = Type.Object({ name: Type.String() });
+
+export const DetailedGroupJson = Type.Object({
+  name: Type.String(),
+  deletable: Type.Boolean({ description: 'Always true: every group lives in mirrorfarm\'s own directory.' }),
+});
+
+export const PermittedGroupJson = Type.Object({ group: GroupJson, permission: Type.String() });
+
 export const SshKeyJson = Type.Object({
   id: Type.Integer(),
   text: Type.String(),
@@ -187,8 +197,16 @@ export function userJson(urls: Urls, u: User): UserJson {
   };
 }
 
+export function groupJson(g: Group) {
+  return { name: g.name };
+}
+
+export function detailedGroupJson(g: Group) {
+  return { name: g.name, deletable: true };
+}
+
 export function detailedUserJson(urls: Urls, u: User, callerId?: number) {
-  return { ...userJson(urls, u), directoryName: 'mirrorfarm', deletable: u.id !== callerId, mutableDetails: true, mutableGroups: false };
+  return { ...userJson(urls, u), directoryName: 'mirrorfarm', deletable: u.id !== callerId, mutableDetails: true, mutableGroups: true };
 }
 
 export function branchJson(ref: { ref: string; commit: string }, defaultBranch: string | undefined) {

@@ -26,7 +26,7 @@ const NewUserFields = {
   password: Type.Optional(Type.String()),
   displayName: Type.Optional(Type.String()),
   emailAddress: Type.Optional(Type.String()),
-  addToDefaultGroup: Type.Optional(Type.Boolean({ description: 'Accepted for compatibility; there are no groups.' })),
+  addToDefaultGroup: Type.Optional(Type.Boolean({ description: 'Accepted for compatibility; there is no default group (add the user to groups with POST /rest/api/1.0/admin/users/add-groups).' })),
   notify: Type.Optional(Type.Boolean({ description: 'Not supported: mirrorfarm sends no e-mail, so a password is required.' })),
 };
 const CreateUserQuery = Type.Object(NewUserFields);

@@ -9,12 +9,13 @@ import { Errors } from '../errors.js';
 import type { Metrics } from '../obs/metrics.js';
 import type { User } from '../store/tables.js';
 
-export function userPrincipal(user: User, via: 'password' | 'token' | 'ssh-key', permissions?: string[]): Principal {
+/** `sysadmin` is Users.isSysadmin(user): the user's own flag or a group holding SYS_ADMIN. */
+export function userPrincipal(user: User, via: 'password' | 'token' | 'ssh-key', sysadmin: boolean, permissions?: string[]): Principal {
   return {
     kind: 'user',
     userId: user.id,
     name: user.name,
-    sysadmin: !!user.is_sysadmin,
+    sysadmin,
     via,
     ...(permissions ? { tokenCap: tokenCap(permissions) } : {}),
   };
@@ -63,7 +64,7 @@ export class Authenticator {
   private async byToken(secret: string, expectedUser?: string): Promise<Principal | undefined> {
     const found = await this.users.verifyToken(secret);
     if (!found || (expectedUser !== undefined && found.user.name !== expectedUser.toLowerCase())) return undefined;
-    return userPrincipal(found.user, 'token', JSON.parse(found.token.permissions) as string[]);
+    return userPrincipal(found.user, 'token', await this.users.isSysadmin(found.user), JSON.parse(found.token.permissions) as string[]);
   }
 
   private async byPassword(name: string, secret: string): Promise<Principal | undefined> {
@@ -72,12 +73,12 @@ export class Authenticator {
     const hit = this.verified.get(key);
     if (hit && hit.until > Date.now()) {
       const user = await this.users.byId(hit.userId);
-      if (user?.active) return userPrincipal(user, 'password');
+      if (user?.active) return userPrincipal(user, 'password', await this.users.isSysadmin(user));
     }
     const user = await this.users.verifyPassword(name, secret);
     if (!user) return undefined;
     if (this.verified.size > 10_000) this.verified.clear();
     this.verified.set(key, { userId: user.id, until: Date.now() + PASSWORD_CACHE_MS });
-    return userPrincipal(user, 'password');
+    return userPrincipal(user, 'password', await this.users.isSysadmin(user));
   }
 }

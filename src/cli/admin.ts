@@ -1,5 +1,5 @@
 // `mirrorfarm admin ...`: a scripting client for the REST API over HTTPS. It covers projects, repositories,
-// users, permissions, SSH keys, access tokens and the event log. Credentials never come from argv (where `ps`
+// users, groups, permissions, SSH keys, access tokens and the event log. Credentials never come from argv (where `ps`
 // and shell history would show them): the password comes from MIRRORFARM_PASSWORD or --password-stdin, a token
 // from MIRRORFARM_TOKEN. A private CA is added to Node's default trust with --ca-file; there is no switch to
 // skip certificate verification. Output is a table by default and the server's JSON with --json.
@@ -9,6 +9,7 @@ import { request as httpsRequest } from 'node:https';
 import { rootCertificates } from 'node:tls';
 import { Command, Option } from 'commander';
 import { VERSION } from '../version.js';
+import { registerGroupCommands } from './admin-groups.js';
 import { registerMirrorCommands } from './admin-mirrors.js';
 
 export class CliError extends Error {
@@ -318,31 +319,46 @@ export function registerAdminCommands(program: Command): void {
   });
 
   // permissions
-  const permission = admin.command('permission').description('User permissions on projects and repositories.');
-  const targetPath = (o: { project?: string; repo?: string }) => {
+  const permission = admin.command('permission').description('User and group permissions on projects and repositories.');
+  const targetPath = (o: { project?: string; repo?: string }, kind: 'users' | 'groups') => {
     if (!!o.project === !!o.repo) throw new CliError('name exactly one of --project KEY or --repo PROJECT/slug');
-    if (o.project) return `/rest/api/1.0/projects/${enc(o.project)}/permissions/users`;
+    if (o.project) return `/rest/api/1.0/projects/${enc(o.project)}/permissions/${kind}`;
     const [key, slug] = splitRepo(o.repo!);
-    return `/rest/api/1.0/projects/${enc(key)}/repos/${enc(slug)}/permissions/users`;
+    return `/rest/api/1.0/projects/${enc(key)}/repos/${enc(slug)}/permissions/${kind}`;
+  };
+  /** The user or the group a grant is for: exactly one of --user and --group. */
+  const grantee = (o: { user?: string; group?: string }): { kind: 'users' | 'groups'; name: string; label: string } => {
+    if (!!o.user === !!o.group) throw new CliError('name exactly one of --user NAME or --group NAME');
+    return o.user ? { kind: 'users', name: o.user, label: o.user } : { kind: 'groups', name: o.group!, label: `group ${o.group!}` };
   };
   const scoped = (c: Command) => c.option('--project <key>', 'a project').option('--repo <project/slug>', 'a repository');
   scoped(leaf(permission, 'grant', 'Grant a permission (PROJECT_READ|WRITE|ADMIN on a project, REPO_READ|WRITE|ADMIN on a repository).'))
-    .requiredOption('--user <name>', 'user to grant to')
+    .option('--user <name>', 'user to grant to')
+    .option('--group <name>', 'group to grant to (its members get it)')
     .requiredOption('--permission <permission>', 'e.g. REPO_WRITE')
-    .action(async (o: { project?: string; repo?: string; user: string; permission: string }, command: Command) => {
-      await (await api()).call('PUT', targetPath(o), { query: { name: o.user, permission: o.permission } });
-      print(command, { user: o.user, permission: o.permission }, () => `Granted ${o.permission} on ${o.project ?? o.repo} to ${o.user}.`);
+    .action(async (o: { project?: string; repo?: string; user?: string; group?: string; permission: string }, command: Command) => {
+      const who = grantee(o);
+      await (await api()).call('PUT', targetPath(o, who.kind), { query: { name: who.name, permission: o.permission } });
+      print(command, { [who.kind === 'users' ? 'user' : 'group']: who.name, permission: o.permission }, () => `Granted ${o.permission} on ${o.project ?? o.repo} to ${who.label}.`);
     });
-  scoped(leaf(permission, 'revoke', "Revoke a user's permission."))
-    .requiredOption('--user <name>', 'user to revoke from')
-    .action(async (o: { project?: string; repo?: string; user: string }, command: Command) => {
-      await (await api()).call('DELETE', targetPath(o), { query: { name: o.user } });
-      print(command, { user: o.user, revoked: true }, () => `Revoked the permission of ${o.user} on ${o.project ?? o.repo}.`);
+  scoped(leaf(permission, 'revoke', "Revoke a user's or a group's permission."))
+    .option('--user <name>', 'user to revoke from')
+    .option('--group <name>', 'group to revoke from')
+    .action(async (o: { project?: string; repo?: string; user?: string; group?: string }, command: Command) => {
+      const who = grantee(o);
+      await (await api()).call('DELETE', targetPath(o, who.kind), { query: { name: who.name } });
+      print(command, { [who.kind === 'users' ? 'user' : 'group']: who.name, revoked: true }, () => `Revoked the permission of ${who.label} on ${o.project ?? o.repo}.`);
     });
-  scoped(leaf(permission, 'list', 'List the users with a permission.')).action(async (o: { project?: string; repo?: string }, command: Command) => {
-    const values = await (await api()).all<{ user: Json; permission: string }>(targetPath(o));
-    print(command, values, () => table(['USER', 'PERMISSION'], values.map((g) => [g.user.name as string, g.permission])));
-  });
+  scoped(leaf(permission, 'list', 'List the users (or with --groups, the groups) with a permission.'))
+    .option('--groups', 'list group grants instead of user grants')
+    .action(async (o: { project?: string; repo?: string; groups?: boolean }, command: Command) => {
+      if (o.groups) {
+        const values = await (await api()).all<{ group: Json; permission: string }>(targetPath(o, 'groups'));
+        return print(command, values, () => table(['GROUP', 'PERMISSION'], values.map((g) => [g.group.name as string, g.permission])));
+      }
+      const values = await (await api()).all<{ user: Json; permission: string }>(targetPath(o, 'users'));
+      print(command, values, () => table(['USER', 'PERMISSION'], values.map((g) => [g.user.name as string, g.permission])));
+    });
 
   // SSH keys
   const sshKey = admin.command('ssh-key').description('Personal SSH keys.');
@@ -412,6 +428,7 @@ export function registerAdminCommands(program: Command): void {
       print(command, { deleted: id }, () => `Revoked token ${id} of ${o.user}.`);
     });
 
+  registerGroupCommands(admin, { api, leaf, print });
   registerMirrorCommands(admin, { api, leaf, print });
 
   // event log

@@ -8,6 +8,7 @@ import { Errors } from '../errors.js';
 import type { EventLog } from '../events/log.js';
 import type { Db } from '../store/database.js';
 import type { AccessToken, SshKey, User } from '../store/tables.js';
+import { isSysadmin } from './groups.js';
 import { columnContains } from './like.js';
 
 const USER_NAME = /^[a-z0-9][a-z0-9._@+-]{0,63}$/;
@@ -68,6 +69,11 @@ export class Users {
 
   async byId(id: number): Promise<User | undefined> {
     return this.db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst();
+  }
+
+  /** The user's own SYS_ADMIN flag, or membership of a group that holds SYS_ADMIN. */
+  async isSysadmin(user: User): Promise<boolean> {
+    return isSysadmin(this.db, user);
   }
 
   async require(name: string): Promise<User> {

@@ -1,5 +1,5 @@
 // The durable, sequence-numbered event log: every ref change and every change that decides what a mirror may
-// serve (repositories, projects, permissions, keys, tokens, users). Events are appended inside the same
+// serve (repositories, projects, permissions, keys, tokens, users, groups). Events are appended inside the same
 // database transaction as the change they describe, so the log has no gaps and no duplicates; sequence
 // numbers are assigned as max+1 under the writer lock rather than by an auto-increment, which keeps them dense
 // on databases whose sequences skip numbers on rollback.
@@ -20,6 +20,10 @@ export type EventType =
   | 'user.created'
   | 'user.updated'
   | 'user.deleted'
+  | 'group.created'
+  | 'group.deleted'
+  | 'group.user_added'
+  | 'group.user_removed'
   | 'ssh_key.added'
   | 'ssh_key.removed'
   | 'access_token.created'

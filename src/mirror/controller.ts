@@ -36,7 +36,7 @@ interface StreamEvent {
   [field: string]: unknown;
 }
 
-const AUTH_EVENTS = /^(permission|user|ssh_key|access_token)\./;
+const AUTH_EVENTS = /^(permission|user|group|ssh_key|access_token)\./;
 /** How many repositories a snapshot pass reads from disk to verify (see verificationBatch). */
 const VERIFY_PER_PASS = 500;
 

@@ -1,6 +1,6 @@
 // Users log in to a mirror with their primary credentials. The mirror asks the primary (POST
 // /rest/mirroring/1.0/authenticate), caches positive answers for authCacheSeconds, and drops the whole cache as
-// soon as a permission, key, token or user event arrives on the stream. When the primary cannot be reached,
+// soon as a permission, group, key, token or user event arrives on the stream. When the primary cannot be reached,
 // answers verified within authGraceSeconds keep working; anything new gets a clear "primary unavailable".
 // Passwords are only ever held in memory as a SHA-256 cache key, never stored or logged.
 import { createHash } from 'node:crypto';

@@ -48,7 +48,7 @@ export class DelegatedAuth {
         const parsed = parsePublicKey(credentials.publicKey ?? '');
         const found = await this.users.userByKeyBlob(Buffer.from(parsed.publicKey.split(' ')[1] ?? '', 'base64'));
         if (!found) throw new MirrorfarmError('BAD_CREDENTIALS', 401, 'Authentication failed: this SSH key is not registered to an active user. Add it under your account settings on the primary.');
-        return userPrincipal(found.user, 'ssh-key');
+        return userPrincipal(found.user, 'ssh-key', await this.users.isSysadmin(found.user));
       }
       default:
         throw Errors.invalid('credentials.type must be "basic", "ssh-key" or "anonymous".');

@@ -29,8 +29,23 @@ const PROJECT_SCOPED = new Set<EventType>([
 /** Sent stripped for other projects: a mirror must be able to drop a repository deleted or moved away. */
 const STRIPPED_ELSEWHERE = new Set<EventType>(['repository.updated', 'repository.deleted', 'project.deleted']);
 
-/** Mirrors drop cached credentials and answers on these, whatever project they concern. */
-const CREDENTIALS = new Set<EventType>(['user.created', 'user.updated', 'user.deleted', 'ssh_key.added', 'ssh_key.removed', 'access_token.created', 'access_token.revoked']);
+/**
+ * Mirrors drop cached credentials and answers on these, whatever project they concern. Group events are among
+ * them: one membership change alters what its user may read wherever the group holds a grant.
+ */
+const CREDENTIALS = new Set<EventType>([
+  'user.created',
+  'user.updated',
+  'user.deleted',
+  'ssh_key.added',
+  'ssh_key.removed',
+  'access_token.created',
+  'access_token.revoked',
+  'group.created',
+  'group.deleted',
+  'group.user_added',
+  'group.user_removed',
+]);
 
 export function carriesProject(selection: MirrorSelection, projectId: number | null): boolean {
   if (projectId === null) return false;
@@ -39,6 +54,8 @@ export function carriesProject(selection: MirrorSelection, projectId: number | n
 
 export function disclose(selection: MirrorSelection, event: LoggedEvent): Disclosure {
   if (CREDENTIALS.has(event.type)) return { kind: 'full', event };
+  // A group's global permission (SYS_ADMIN, which reads everything) concerns no project and every mirror.
+  if (event.type === 'permission.changed' && event.scope === 'global') return { kind: 'full', event };
   if (event.type.startsWith('mirror.')) return event.mirrorId === selection.mirrorId ? { kind: 'full', event } : { kind: 'skip' };
   if (PROJECT_SCOPED.has(event.type)) {
     if (carriesProject(selection, event.projectId)) return { kind: 'full', event };

@@ -2,6 +2,7 @@
 // explicitly; nothing is looked up from globals.
 import type { Authenticator } from '../auth/authenticator.js';
 import type { Config } from '../config/schema.js';
+import type { Groups } from '../domain/groups.js';
 import type { Permissions } from '../domain/permissions.js';
 import type { Projects } from '../domain/projects.js';
 import type { Repositories } from '../domain/repositories.js';
@@ -28,6 +29,7 @@ export interface AppContext {
   db: Db;
   events: EventLog;
   users: Users;
+  groups: Groups;
   projects: Projects;
   repositories: Repositories;
   permissions: Permissions;

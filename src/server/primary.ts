@@ -8,6 +8,7 @@ import { registerRestApi } from '../api/index.js';
 import { Level } from '../access/authorize.js';
 import { Authenticator, userPrincipal } from '../auth/authenticator.js';
 import type { Config } from '../config/schema.js';
+import { Groups } from '../domain/groups.js';
 import { Permissions } from '../domain/permissions.js';
 import { Projects } from '../domain/projects.js';
 import { Repositories } from '../domain/repositories.js';
@@ -58,6 +59,7 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
   const projects = new Projects(db, events);
   const repositories = new Repositories(db, events, store, recorder, runner, config.git.defaultBranch);
   const permissions = new Permissions(db, events);
+  const groups = new Groups(db, events);
   const generatedAdminPasswordFile = await bootstrapAdmin(config, users, log);
 
   const hooks = new HookEndpoint(layout.hookSocket, recorder, log.child({ component: 'hooks' }));
@@ -97,6 +99,7 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
     db,
     events,
     users,
+    groups,
     projects,
     repositories,
     permissions,
@@ -131,7 +134,7 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
     const keys: SshKeyResolver = {
       async resolve(blob) {
         const owner = await users.userByKeyBlob(blob);
-        if (owner) return { principal: userPrincipal(owner.user, 'ssh-key'), ownerId: `user:${owner.user.id}`, label: owner.user.name, keyId: owner.key.id };
+        if (owner) return { principal: userPrincipal(owner.user, 'ssh-key', await users.isSysadmin(owner.user)), ownerId: `user:${owner.user.id}`, label: owner.user.name, keyId: owner.key.id };
         const mirror = await mirrors.activeByKeyBlob(blob);
         if (mirror) return { principal: { kind: 'mirror', mirrorId: mirror.id }, ownerId: `mirror:${mirror.id}`, label: `mirror ${mirror.name} (${mirror.id})` };
         return undefined;

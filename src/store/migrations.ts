@@ -169,4 +169,38 @@ export const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0004_groups': {
+    async up(db: Kysely<unknown>) {
+      // Groups of users, as Bitbucket has them. Names keep the case they were created with and are unique
+      // regardless of case (lower_name), so that "Developers" and "developers" cannot both exist.
+      await db.schema
+        .createTable('groups')
+        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('lower_name', 'text', (c) => c.notNull().unique())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('group_members')
+        .addColumn('group_id', 'integer', (c) => c.notNull().references('groups.id').onDelete('cascade'))
+        .addColumn('user_id', 'integer', (c) => c.notNull().references('users.id').onDelete('cascade'))
+        .addPrimaryKeyConstraint('group_members_pk', ['group_id', 'user_id'])
+        .execute();
+      // The access check starts from the user: which groups is this user in.
+      await db.schema.createIndex('group_members_user').on('group_members').column('user_id').execute();
+      // Grants to groups: on a project (project_id set), on a repository (repository_id set), or global
+      // (both null; SYS_ADMIN, the one global permission). They go with their group, project or repository.
+      await db.schema
+        .createTable('group_permissions')
+        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('group_id', 'integer', (c) => c.notNull().references('groups.id').onDelete('cascade'))
+        .addColumn('project_id', 'integer', (c) => c.references('projects.id').onDelete('cascade'))
+        .addColumn('repository_id', 'integer', (c) => c.references('repositories.id').onDelete('cascade'))
+        .addColumn('permission', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('group_permissions_group').on('group_permissions').column('group_id').execute();
+      await db.schema.createIndex('group_permissions_project').on('group_permissions').column('project_id').execute();
+      await db.schema.createIndex('group_permissions_repository').on('group_permissions').column('repository_id').execute();
+    },
+  },
 };

@@ -62,6 +62,27 @@ export interface PermissionsTable {
   permission: string; // PROJECT_READ ... REPO_ADMIN
 }
 
+export interface GroupsTable {
+  id: Generated<number>;
+  name: string; // as created
+  lower_name: string; // unique; lookups ignore case
+  created_at: number;
+}
+
+export interface GroupMembersTable {
+  group_id: number;
+  user_id: number;
+}
+
+export interface GroupPermissionsTable {
+  id: Generated<number>;
+  group_id: number;
+  /** Both null for a global permission (SYS_ADMIN). */
+  project_id: number | null;
+  repository_id: number | null;
+  permission: string; // PROJECT_READ ... REPO_ADMIN, SYS_ADMIN
+}
+
 export interface RefsTable {
   repository_id: number;
   ref: string; // HEAD holds "ref: refs/heads/main"
@@ -146,6 +167,9 @@ export interface Database {
   projects: ProjectsTable;
   repositories: RepositoriesTable;
   permissions: PermissionsTable;
+  groups: GroupsTable;
+  group_members: GroupMembersTable;
+  group_permissions: GroupPermissionsTable;
   refs: RefsTable;
   pending_ref_changes: PendingRefChangesTable;
   events: EventsTable;
@@ -165,5 +189,6 @@ export type AccessToken = Selectable<AccessTokensTable>;
 export type Project = Selectable<ProjectsTable>;
 export type Repository = Selectable<RepositoriesTable>;
 export type PermissionRow = Selectable<PermissionsTable>;
+export type Group = Selectable<GroupsTable>;
 export type EventRow = Selectable<EventsTable>;
 export type Mirror = Selectable<MirrorsTable>;

@@ -2,11 +2,12 @@
 // permission-matrix.test.ts (test/helpers/matrix.ts), but every git command goes to a mirror node running as
 // its own process, authenticating through the primary: reads must get exactly the primary's answers (refs,
 // 401, 404, key refused), pushes are always refused. Then the delegated-auth cache: a read-only token works, a
-// revoked token, a removed permission and a removed SSH key stop working within a second.
+// revoked token, a removed permission, a removed SSH key, a user removed from a group and a deleted group stop
+// working within a second (the mirror drops its cached answers on the primary's events).
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { createToken, grantRepo } from '../helpers/fixtures.js';
-import { cellName, check, clientFor, MATRIX_PROJECT, mirrorCells, setUpMatrix, type MatrixFixture, type MatrixRepo } from '../helpers/matrix.js';
+import { addToGroup, cellBranch, cellName, check, clientFor, MATRIX_GROUPS, MATRIX_PROJECT, mirrorCells, removeFromGroup, setUpMatrix, type MatrixFixture, type MatrixRepo } from '../helpers/matrix.js';
 import { authorizeMirror, refusedWithin, waitForSameRefs, waitForState } from '../helpers/mirror.js';
 import { ADMIN, api, git, gitOk, parseLsRemote, startMirror, startServer, type TestServer } from '../helpers/server.js';
 import { removeTempDirs } from '../helpers/tmp.js';
@@ -47,7 +48,7 @@ describe('mirror permission matrix', () => {
       if (cell.read === 'ok') assert.deepEqual(parseLsRemote(read.stdout), primaryRefs.get(cell.repo), 'the mirror shows exactly the primary\'s refs');
       assert.doesNotMatch(read.stderr, /read-only mirror|primary server cannot/, 'refusals of reads are the primary\'s answers');
 
-      const branch = `refs/heads/${cell.transport}-${cell.credential}-${cell.level}`;
+      const branch = cellBranch(cell);
       const push = await git(mirror, ['push', url, `main:${branch}`], { ...options, cwd: fixture.work });
       check(cell.write, push, `${name} (push)`);
       if (cell.write === 'read-only') {
@@ -138,5 +139,55 @@ describe('mirror permission matrix', () => {
       if (again.code === 0) break;
       assert.ok(Date.now() - back < 1000, `the new grant is honoured within a second:\n${again.stderr}`);
     }
+  });
+
+  /** Polls until `attempt` succeeds, failing when that takes longer than `withinMs`. */
+  async function allowedWithin(withinMs: number, attempt: () => Promise<{ code: number | null; stderr: string }>, what: string): Promise<void> {
+    const t0 = Date.now();
+    for (;;) {
+      const r = await attempt();
+      if (r.code === 0) return;
+      assert.ok(Date.now() - t0 <= withinMs, `${what}: still refused ${Date.now() - t0} ms after the change:\n${r.stderr}`);
+    }
+  }
+
+  it('removing a user from a group takes their mirror access away within a second, over HTTP and SSH', async () => {
+    const member = fixture.groupPeople.read;
+    const group = MATRIX_GROUPS.read.name;
+    const http = () => git(mirror, ['ls-remote', mirror.httpUrl(MATRIX_PROJECT, 'private')], { creds: member.creds });
+    const ssh = () => git(mirror, ['ls-remote', mirror.sshUrl(MATRIX_PROJECT, 'private')], { sshKey: member.key });
+    // Twice each: the second answers come from the mirror's cache.
+    for (const attempt of [http, ssh, http, ssh]) check('ok', await attempt(), 'a member of the group before the removal');
+    await removeFromGroup(primary, group, member.creds.user);
+    const t0 = Date.now();
+    const viaHttp = await refusedWithin(1000, http, 'password after leaving the group');
+    const viaSsh = await refusedWithin(Math.max(0, 1000 - (Date.now() - t0)), ssh, 'key after leaving the group');
+    assert.ok(viaHttp.ms <= 1000, `HTTP refused ${viaHttp.ms} ms after the change`);
+    check('not-found', { code: 1, stderr: viaHttp.stderr }, 'password after leaving the group');
+    check('not-found', { code: 1, stderr: viaSsh.stderr }, 'key after leaving the group');
+    // Back in the group, the cached refusal is dropped as promptly.
+    await addToGroup(primary, group, member.creds.user);
+    await allowedWithin(1000, http, 'password after rejoining the group');
+    await allowedWithin(1000, ssh, 'key after rejoining the group');
+  });
+
+  it('a new group grant opens the mirror, and deleting the group closes it, within a second', async () => {
+    const outsider = fixture.people.none;
+    const http = () => git(mirror, ['ls-remote', mirror.httpUrl(MATRIX_PROJECT, 'private')], { creds: outsider.creds });
+    let r = await api(primary, 'POST', '/rest/api/1.0/admin/groups?name=mirror-visitors');
+    assert.equal(r.status, 200, r.text);
+    r = await api(primary, 'PUT', `/rest/api/1.0/projects/${MATRIX_PROJECT}/repos/private/permissions/groups?name=mirror-visitors&permission=REPO_READ`);
+    assert.equal(r.status, 204, r.text);
+    // Not a member yet: refused, and the refusal is what the mirror caches.
+    check('not-found', await http(), 'before joining the group');
+    check('not-found', await http(), 'before joining the group (cached)');
+    await addToGroup(primary, 'mirror-visitors', outsider.creds.user);
+    await allowedWithin(1000, http, 'after joining a group with REPO_READ');
+    check('ok', await http(), 'after joining (cached)');
+    r = await api(primary, 'DELETE', '/rest/api/1.0/admin/groups?name=mirror-visitors');
+    assert.equal(r.status, 200, r.text);
+    const refused = await refusedWithin(1000, http, 'after the group was deleted');
+    assert.ok(refused.ms <= 1000, `refused ${refused.ms} ms after the deletion`);
+    check('not-found', { code: 1, stderr: refused.stderr }, 'after the group was deleted');
   });
 });

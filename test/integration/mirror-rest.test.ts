@@ -204,7 +204,7 @@ describe('the read-only REST API on the mirror', () => {
     assert.equal((await api(mirror, 'GET', '/rest/api/1.0/projects/ONE/repos/secret', undefined, null, bearer(aliceToken))).status, 404);
     const wrong = await api(mirror, 'GET', '/rest/api/1.0/projects', undefined, { user: 'alice', secret: 'wrong' });
     assert.equal(wrong.status, 401);
-    assert.equal(wrong.body.errors[0].exceptionName, 'BAD_CREDENTIALS');
+    assert.deepEqual([wrong.body.errors[0].code, wrong.body.errors[0].exceptionName], ['BAD_CREDENTIALS', 'com.atlassian.bitbucket.auth.IncorrectPasswordAuthenticationException']);
   });
 
   it('serves application-properties to anyone and refuses writes with the primary\'s URL', async () => {
@@ -217,7 +217,7 @@ describe('the read-only REST API on the mirror', () => {
     assert.deepEqual([latest.status, latest.body], [200, props.body], '/rest/api/latest is served on mirrors too');
     const write = await api(mirror, 'POST', '/rest/api/1.0/projects/ONE/repos', { name: 'nope' }, ADMIN);
     assert.equal(write.status, 405);
-    assert.equal(write.body.errors[0].exceptionName, 'MIRROR_READ_ONLY');
+    assert.equal(write.body.errors[0].code, 'MIRROR_READ_ONLY');
     assert.ok(write.body.errors[0].message.includes(`${primary.baseUrl}/rest/api/1.0/projects/ONE/repos`), write.text);
   });
 });

@@ -1,10 +1,11 @@
-// The permission matrix: none / read / write / admin  x  anonymous / password / token / SSH key  x  HTTP / SSH.
+// The permission matrix: none / read / write / admin (granted to the user, to a group they are in, or both)  x
+// anonymous / password / token / SSH key  x  HTTP / SSH.
 // Every cell runs the real git client and asserts what the user sees and that nothing changed when refused.
 // The table lives in test/helpers/matrix.ts, shared with the mirror's matrix (mirror-matrix.test.ts).
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { createToken } from '../helpers/fixtures.js';
-import { cellName, check, clientFor, MATRIX_PROJECT, primaryCells, setUpMatrix, type MatrixFixture } from '../helpers/matrix.js';
+import { cellBranch, cellName, check, clientFor, MATRIX_PROJECT, primaryCells, setUpMatrix, type MatrixFixture } from '../helpers/matrix.js';
 import { ADMIN, git, gitOk, parseLsRemote, startServer, type TestServer } from '../helpers/server.js';
 import { removeTempDirs } from '../helpers/tmp.js';
 
@@ -31,7 +32,7 @@ describe('permission matrix', () => {
 
       check(cell.read, await git(server, ['ls-remote', url], options), `${name} (ls-remote)`);
 
-      const branch = `refs/heads/${cell.transport}-${cell.credential}-${cell.level}`;
+      const branch = cellBranch(cell);
       const push = await git(server, ['push', url, `main:${branch}`], { ...options, cwd: fixture.work });
       check(cell.write, push, `${name} (push)`);
       const afterRefs = parseLsRemote(await gitOk(server, ['ls-remote', adminUrl], { creds: ADMIN }));

@@ -138,6 +138,16 @@ describe('event disclosure', () => {
     assert.equal(disclose({ ...selection, mode: 'ALL_PROJECTS' }, event('ref.updated', { projectId: 2 })).kind, 'full');
   });
 
+  it('sends group changes to every mirror (membership changes what a user reads everywhere), group grants only where carried', () => {
+    for (const type of ['group.created', 'group.deleted', 'group.user_added', 'group.user_removed']) {
+      assert.equal(disclose(selection, event(type, { group: 'devs', user: 'alice' })).kind, 'full', type);
+    }
+    assert.equal(disclose(selection, event('permission.changed', { projectId: 1, group: 'devs' })).kind, 'full');
+    assert.equal(disclose(selection, event('permission.changed', { projectId: 2, group: 'devs' })).kind, 'skip');
+    // A group's SYS_ADMIN (which reads every repository) concerns every mirror.
+    assert.equal(disclose(selection, event('permission.changed', { scope: 'global', group: 'admins', permission: null })).kind, 'full');
+  });
+
   it('follows the selection carried by the mirror\'s own update events', () => {
     const next = selectionAfter(selection, event('mirror.updated', { mirrorId: 'ME', mirroringMode: 'SELECTED_PROJECTS', projectIds: [1, 2] }));
     assert.deepEqual([...next!.projectIds], [1, 2]);
