@@ -12,6 +12,8 @@ export class MirrorfarmError extends Error {
   ) {
     super(message);
   }
+  /** Seconds the client should wait before retrying (HTTP Retry-After), for 429 and 503 answers. */
+  retryAfterSeconds?: number;
 }
 
 function define<A extends unknown[]>(code: string, status: number, message: (...args: A) => string) {
@@ -23,6 +25,12 @@ function define<A extends unknown[]>(code: string, status: number, message: (...
 export const Errors = {
   authenticationRequired: define('AUTHENTICATION_REQUIRED', 401, () => 'Authentication required: log in with your username and password or a personal access token.'),
   badCredentials: define('BAD_CREDENTIALS', 401, () => 'Authentication failed: check your username and password or access token.'),
+  tooManyLoginAttempts: define(
+    'TOO_MANY_LOGIN_ATTEMPTS',
+    429,
+    (seconds: number, scope: 'address' | 'account') =>
+      `Too many failed login attempts ${scope === 'address' ? 'from your address' : 'for this account'}: wait ${seconds} s before trying again, and check your username and password (or use a personal access token).`,
+  ),
   forbidden: define('FORBIDDEN', 403, (what: string) => `You do not have permission to ${what}. Ask an administrator for access.`),
   repoNotFound: define('REPOSITORY_NOT_FOUND', 404, (path: string) => `Repository ${path} does not exist or you do not have permission to see it.`),
   projectNotFound: define('PROJECT_NOT_FOUND', 404, (key: string) => `Project ${key} does not exist or you do not have permission to see it.`),

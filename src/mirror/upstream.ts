@@ -100,7 +100,10 @@ export class Upstream {
     const status = res.statusCode ?? 0;
     if (status >= 200 && status < 300) return parsed as T;
     const first = (parsed as { errors?: Array<{ message?: string; exceptionName?: string }> } | undefined)?.errors?.[0];
-    throw new UpstreamError(first?.exceptionName ?? `UPSTREAM_HTTP_${status}`, status, first?.message ?? `The primary answered ${method} ${path} with HTTP ${status}.`);
+    const err = new UpstreamError(first?.exceptionName ?? `UPSTREAM_HTTP_${status}`, status, first?.message ?? `The primary answered ${method} ${path} with HTTP ${status}.`);
+    const retryAfter = res.headers['retry-after'];
+    if (retryAfter && /^\d{1,9}$/.test(retryAfter)) err.retryAfterSeconds = Number(retryAfter);
+    throw err;
   }
 }
 
