@@ -17,6 +17,8 @@ export class MirrorfarmError extends Error {
   ) {
     super(message);
   }
+  /** Seconds the client should wait before retrying (HTTP Retry-After), for 429 and 503 answers. */
+  retryAfterSeconds?: number;
 }
 
 /** One error: its stable code, HTTP status, message, and (optionally) the Bitbucket exception class it maps to. */
@@ -47,6 +49,12 @@ export const Errors = {
   // Bitbucket answers an anonymous call to something that needs a login with 401 and AuthorisationException.
   authenticationRequired: define('AUTHENTICATION_REQUIRED', 401, () => 'Authentication required: log in with your username and password or a personal access token.', BB.authorisation),
   badCredentials: define('BAD_CREDENTIALS', 401, () => 'Authentication failed: check your username and password or access token.', BB.incorrectPassword),
+  tooManyLoginAttempts: define(
+    'TOO_MANY_LOGIN_ATTEMPTS',
+    429,
+    (seconds: number, scope: 'address' | 'account') =>
+      `Too many failed login attempts ${scope === 'address' ? 'from your address' : 'for this account'}: wait ${seconds} s before trying again, and check your username and password (or use a personal access token).`,
+  ),
   forbidden: define('FORBIDDEN', 403, (what: string) => `You do not have permission to ${what}. Ask an administrator for access.`, BB.authorisation),
   repoNotFound: define('REPOSITORY_NOT_FOUND', 404, (path: string) => `Repository ${path} does not exist or you do not have permission to see it.`, BB.noSuchRepository),
   projectNotFound: define('PROJECT_NOT_FOUND', 404, (key: string) => `Project ${key} does not exist or you do not have permission to see it.`, BB.noSuchProject),

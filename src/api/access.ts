@@ -12,7 +12,7 @@ import type { Project } from '../store/tables.js';
 const principals = new WeakMap<FastifyRequest, Principal>();
 
 export async function authenticate(context: AppContext, request: FastifyRequest): Promise<void> {
-  principals.set(request, await context.authenticator.fromAuthorizationHeader(request.headers.authorization));
+  principals.set(request, await context.authenticator.fromAuthorizationHeader(request.headers.authorization, { address: request.ip }));
 }
 
 export function principalOf(request: FastifyRequest): Principal {
@@ -90,6 +90,25 @@ export async function repositoryFor(context: AppContext, principal: Principal, k
   }
   authorize(principal, await context.permissions.repositoryResource(principal, view.project, view.repo), action);
   return view;
+}
+
+/**
+ * A repository addressed by its numeric id (`repos/{repositoryId}/...`). A caller who walks ids must not learn
+ * which ones exist nor what they are called: a missing id and one the caller cannot read get the same answer,
+ * and every refusal names the id as given, never the project key or slug (found by walking ids on
+ * repos/{id}/mirrors, which answered "Repository SEL/secretrepo does not exist...").
+ */
+export async function repositoryById(context: AppContext, principal: Principal, rawId: string, action: Action): Promise<{ project: Project; repo: RepositoryView['repo'] }> {
+  const repo = /^\d{1,15}$/.test(rawId) ? await context.repositories.byId(Number(rawId)) : undefined;
+  const project = repo ? await context.projects.byId(repo.project_id) : undefined;
+  if (!repo || !project) {
+    if (principal.kind === 'anonymous') throw Errors.authenticationRequired();
+    throw Errors.repoNotFound(rawId);
+  }
+  const resource = await context.permissions.repositoryResource(principal, project, repo);
+  // The policy names the resource by `path` in its refusals; by id, the path is the id.
+  authorize(principal, resource.kind === 'repository' ? { ...resource, path: rawId } : resource, action);
+  return { project, repo };
 }
 
 /**

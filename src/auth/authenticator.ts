@@ -8,6 +8,13 @@ import { tokenCap, type Users } from '../domain/users.js';
 import { Errors } from '../errors.js';
 import type { Metrics } from '../obs/metrics.js';
 import type { User } from '../store/tables.js';
+import { throttledError, type LoginThrottle } from './throttle.js';
+
+/** Where a request comes from, for the login throttle. */
+export interface ClientInfo {
+  /** The client's IP address (as the listener sees it, or from X-Forwarded-For with http.trustProxy). */
+  address?: string;
+}
 
 /** `sysadmin` is Users.isSysadmin(user): the user's own flag or a group holding SYS_ADMIN. */
 export function userPrincipal(user: User, via: 'password' | 'token' | 'ssh-key', sysadmin: boolean, permissions?: string[]): Principal {
@@ -35,6 +42,7 @@ export class Authenticator {
     private readonly users: Users,
     private readonly metrics: Metrics,
     events: EventLog,
+    private readonly throttle: LoginThrottle,
   ) {
     events.subscribe((appended) => {
       if (appended.some((e) => e.type.startsWith('user.'))) this.verified.clear();
@@ -42,7 +50,7 @@ export class Authenticator {
   }
 
   /** Anonymous when there is no Authorization header; throws BAD_CREDENTIALS when credentials are wrong. */
-  async fromAuthorizationHeader(header: string | undefined): Promise<Principal> {
+  async fromAuthorizationHeader(header: string | undefined, client: ClientInfo = {}): Promise<Principal> {
     if (!header) return ANONYMOUS;
     const space = header.indexOf(' ');
     const scheme = header.slice(0, space).toLowerCase();
@@ -52,7 +60,7 @@ export class Authenticator {
     const decoded = Buffer.from(value, 'base64').toString('utf8');
     const colon = decoded.indexOf(':');
     if (colon <= 0) throw Errors.badCredentials();
-    return this.record(await this.byPassword(decoded.slice(0, colon), decoded.slice(colon + 1)));
+    return this.record(await this.byPassword(decoded.slice(0, colon), decoded.slice(colon + 1), client));
   }
 
   private record(principal: Principal | undefined): Principal {
@@ -67,18 +75,37 @@ export class Authenticator {
     return userPrincipal(found.user, 'token', await this.users.isSysadmin(found.user), JSON.parse(found.token.permissions) as string[]);
   }
 
-  private async byPassword(name: string, secret: string): Promise<Principal | undefined> {
+  private async byPassword(name: string, secret: string, client: ClientInfo): Promise<Principal | undefined> {
+    // Access tokens are random 256-bit secrets checked by a hash lookup: nothing to guess, nothing expensive.
     if (secret.startsWith('mft_')) return this.byToken(secret, name);
-    const key = createHmac('sha256', this.cacheKey).update(`${name.toLowerCase()}\0${secret}`).digest('hex');
-    const hit = this.verified.get(key);
-    if (hit && hit.until > Date.now()) {
-      const user = await this.users.byId(hit.userId);
-      if (user?.active) return userPrincipal(user, 'password', await this.users.isSysadmin(user));
+    // Asked before anything else, the cache included: a throttled address gets nothing checked, not even a
+    // right password, and never costs an scrypt.
+    const admission = this.throttle.begin(name, client.address);
+    if (!admission.ok) throw throttledError(admission);
+    const { attempt } = admission;
+    try {
+      const key = createHmac('sha256', this.cacheKey).update(`${name.toLowerCase()}\0${secret}`).digest('hex');
+      const hit = this.verified.get(key);
+      if (hit && hit.until > Date.now()) {
+        const user = await this.users.byId(hit.userId);
+        if (user?.active) {
+          attempt.succeeded();
+          return userPrincipal(user, 'password', await this.users.isSysadmin(user));
+        }
+      }
+      this.metrics.passwordVerifications.inc();
+      const user = await this.users.verifyPassword(name, secret);
+      if (!user) {
+        attempt.failed();
+        return undefined;
+      }
+      attempt.succeeded();
+      if (this.verified.size > 10_000) this.verified.clear();
+      this.verified.set(key, { userId: user.id, until: Date.now() + PASSWORD_CACHE_MS });
+      return userPrincipal(user, 'password', await this.users.isSysadmin(user));
+    } catch (err) {
+      attempt.abandoned();
+      throw err;
     }
-    const user = await this.users.verifyPassword(name, secret);
-    if (!user) return undefined;
-    if (this.verified.size > 10_000) this.verified.clear();
-    this.verified.set(key, { userId: user.id, until: Date.now() + PASSWORD_CACHE_MS });
-    return userPrincipal(user, 'password', await this.users.isSysadmin(user));
   }
 }

@@ -132,6 +132,16 @@ export async function verifyMirrorToken(token: string, publicKey: string, audien
     if (err instanceof joseErrors.JWTClaimValidationFailed) throw invalid(`claim "${err.claim}" is wrong (${err.reason})`);
     throw invalid('its signature does not verify with the registered mirror key');
   }
+  // jwtVerify bounds the token's age (now - iat) but not how far ahead `exp` lies: a token signed with exp a day
+  // ahead would stay usable for a day if it leaked (logs, a proxy), and the replay guard would have to remember
+  // it that long. Both its declared lifetime and what is left of it must fit the documented 60 s; only the
+  // second depends on the two clocks, so only it gets the skew allowance.
+  const lifetime = (payload.exp ?? 0) - (payload.iat ?? 0);
+  if (lifetime > TOKEN_LIFETIME_SECONDS) throw invalid(`its lifetime (exp - iat) is ${lifetime} s, more than the ${TOKEN_LIFETIME_SECONDS} s allowed`);
+  const remaining = (payload.exp ?? 0) - Math.floor(now / 1000);
+  if (remaining > TOKEN_LIFETIME_SECONDS + CLOCK_TOLERANCE_SECONDS) {
+    throw invalid(`it expires in ${remaining} s, more than the ${TOKEN_LIFETIME_SECONDS} s lifetime allowed (plus ${CLOCK_TOLERANCE_SECONDS} s for clock skew)`);
+  }
   if (!payload.jti || !replay.check(payload.jti, (payload.exp ?? 0) * 1000 + CLOCK_TOLERANCE_SECONDS * 1000, now)) throw invalid('it was already used (replay)');
   return { mirrorId: expectedIssuer, nodeId: typeof payload.node === 'string' ? payload.node : 'default' };
 }

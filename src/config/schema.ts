@@ -49,6 +49,18 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    loginThrottle: Type.Object(
+      {
+        enabled: Type.Boolean({ default: true, description: 'Throttle failed password attempts (HTTP 429 with Retry-After).' }),
+        addressMaxFailures: Type.Integer({ minimum: 1, default: 10, description: 'Failed password attempts from one client address before it must wait.' }),
+        addressMaxBlockSeconds: Type.Integer({ minimum: 1, default: 300, description: 'Longest wait for one address (1 s, doubling per further failure).' }),
+        accountMaxFailures: Type.Integer({ minimum: 1, default: 30, description: 'Failed password attempts for one account, from any address, before it must wait.' }),
+        accountMaxBlockSeconds: Type.Integer({ minimum: 1, default: 60, description: 'Longest wait for one account; kept short so that nobody can lock a user out for long.' }),
+        windowSeconds: Type.Integer({ minimum: 1, default: 900, description: 'Failures are forgotten this long after the last one.' }),
+        trustedAddressSeconds: Type.Integer({ minimum: 0, default: 2592000, description: 'An address a user logged in from is exempt from that account\'s limit for this long.' }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     git: Type.Object(
       {
         binary: Type.String({ default: 'git' }),

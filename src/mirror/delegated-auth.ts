@@ -51,7 +51,7 @@ export class DelegatedAuth implements AccessResolver {
     this.cache.clear();
   }
 
-  async fromAuthorizationHeader(header: string | undefined): Promise<Principal> {
+  async fromAuthorizationHeader(header: string | undefined, client: { address?: string } = {}): Promise<Principal> {
     const refused = this.refusal();
     if (refused) throw refused;
     if (!header) return ANONYMOUS;
@@ -69,7 +69,7 @@ export class DelegatedAuth implements AccessResolver {
     } else {
       throw Errors.badCredentials();
     }
-    const entry = await this.lookup(credentials, []);
+    const entry = await this.lookup(credentials, [], client.address);
     if (!entry) throw Errors.badCredentials();
     return entry.principal;
   }
@@ -124,7 +124,7 @@ export class DelegatedAuth implements AccessResolver {
     return { ...principal, sysadmin: !!entry?.primarySysadmin };
   }
 
-  private async lookup(credentials: Credentials, repositoryIds: number[]): Promise<CacheEntry | undefined> {
+  private async lookup(credentials: Credentials, repositoryIds: number[], clientAddress?: string): Promise<CacheEntry | undefined> {
     const key = cacheKey(credentials);
     const cached = this.cache.get(key);
     const now = Date.now();
@@ -136,7 +136,9 @@ export class DelegatedAuth implements AccessResolver {
     const generation = this.generation;
     let answer: AuthAnswer;
     try {
-      answer = await this.upstream.call<AuthAnswer>('POST', '/rest/mirroring/1.0/authenticate', { credentials, repositoryIds });
+      // The user's address goes along for the primary's login throttle; a 429 from it (with Retry-After) is passed
+      // on to the user as it is, below.
+      answer = await this.upstream.call<AuthAnswer>('POST', '/rest/mirroring/1.0/authenticate', { credentials, repositoryIds, ...(clientAddress ? { clientAddress } : {}) });
     } catch (err) {
       if (err instanceof UpstreamError && err.status === 401) {
         this.cache.delete(key);

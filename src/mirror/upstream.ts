@@ -109,7 +109,10 @@ export class Upstream {
     const status = res.statusCode ?? 0;
     if (status >= 200 && status < 300) return parsed as T;
     const first = errorOfBody(parsed);
-    throw new UpstreamError(first?.code ?? `UPSTREAM_HTTP_${status}`, status, first?.message ?? `The primary answered ${method} ${path} with HTTP ${status}.`);
+    const err = new UpstreamError(first?.code ?? `UPSTREAM_HTTP_${status}`, status, first?.message ?? `The primary answered ${method} ${path} with HTTP ${status}.`);
+    const retryAfter = res.headers['retry-after'];
+    if (retryAfter && /^\d{1,9}$/.test(retryAfter)) err.retryAfterSeconds = Number(retryAfter);
+    throw err;
   }
 }
 

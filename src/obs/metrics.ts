@@ -56,6 +56,19 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly loginThrottled = new Counter({
+    name: 'mirrorfarm_login_throttled_total',
+    help: 'Password attempts refused by the login throttle (HTTP 429) before any password was checked, by scope (address, account).',
+    labelNames: ['scope'] as const,
+    registers: [this.registry],
+  });
+
+  readonly passwordVerifications = new Counter({
+    name: 'mirrorfarm_password_verifications_total',
+    help: 'Password hashes computed (scrypt) to check a login; throttled attempts never get here.',
+    registers: [this.registry],
+  });
+
   readonly events = new Counter({
     name: 'mirrorfarm_events_appended_total',
     help: 'Events appended to the event log.',

@@ -31,18 +31,18 @@ export class DelegatedAuth {
     private readonly permissions: Permissions,
   ) {}
 
-  private async principalFor(credentials: DelegatedCredentials): Promise<Principal> {
+  private async principalFor(credentials: DelegatedCredentials, clientAddress: string | undefined): Promise<Principal> {
     switch (credentials.type) {
       case 'anonymous':
         return ANONYMOUS;
       case 'basic': {
         // A mirror forwards "Authorization: Bearer TOKEN" as a token without a user name; it must work as it
         // does on the primary (found by mirror-matrix.test.ts: Bearer tokens were refused on every mirror).
-        if (!credentials.username && credentials.password) return this.authenticator.fromAuthorizationHeader(`Bearer ${credentials.password}`);
+        if (!credentials.username && credentials.password) return this.authenticator.fromAuthorizationHeader(`Bearer ${credentials.password}`, { address: clientAddress });
         if (!credentials.username || credentials.username.includes(':')) throw Errors.badCredentials();
         // The same path as a Basic header on the primary: passwords, and access tokens in the password field.
         const header = `Basic ${Buffer.from(`${credentials.username}:${credentials.password ?? ''}`, 'utf8').toString('base64')}`;
-        return this.authenticator.fromAuthorizationHeader(header);
+        return this.authenticator.fromAuthorizationHeader(header, { address: clientAddress });
       }
       case 'ssh-key': {
         const parsed = parsePublicKey(credentials.publicKey ?? '');
@@ -55,10 +55,10 @@ export class DelegatedAuth {
     }
   }
 
-  async authenticate(mirror: Mirror, credentials: DelegatedCredentials, repositoryIds: number[]): Promise<DelegatedAnswer> {
+  async authenticate(mirror: Mirror, credentials: DelegatedCredentials, repositoryIds: number[], clientAddress?: string): Promise<DelegatedAnswer> {
     const ids = [...new Set(repositoryIds)];
     if (ids.length > MAX_REPOSITORIES_PER_CALL) throw Errors.invalid(`Ask about at most ${MAX_REPOSITORIES_PER_CALL} repositories per call.`);
-    const principal = await this.principalFor(credentials);
+    const principal = await this.principalFor(credentials, clientAddress);
     const access: Record<string, 'READ' | 'NONE'> = {};
     for (const id of ids) access[String(id)] = 'NONE';
     if (ids.length) {

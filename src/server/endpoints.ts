@@ -7,6 +7,6 @@ export async function writeEndpoints(home: string, endpoints: Record<string, unk
   const dir = join(home, 'run');
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const file = join(dir, 'endpoints.json');
-  await writeFile(`${file}.${process.pid}.tmp`, JSON.stringify({ pid: process.pid, ...endpoints }) + '\n');
+  await writeFile(`${file}.${process.pid}.tmp`, JSON.stringify({ pid: process.pid, ...endpoints }) + '\n', { mode: 0o600 });
   await rename(`${file}.${process.pid}.tmp`, file);
 }

@@ -11,6 +11,7 @@ import type { Logger } from '../obs/logger.js';
 import type { Metrics } from '../obs/metrics.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
+export const HSTS = 'max-age=31536000';
 
 /** Query parameters that may carry secrets (Bitbucket's user admin API takes a password in the query). */
 function redactUrl(url: string): string {
@@ -59,6 +60,13 @@ export function createHttpApp(config: Config, log: Logger, metrics: Metrics): Fa
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
+  if (tls) {
+    // Served over HTTPS directly: browsers must not fall back to plain HTTP for this host for a year. Not sent
+    // without TLS (behind a TLS-terminating proxy, the proxy owns the header; over http:// it would be ignored).
+    app.addHook('onRequest', async (_request, reply) => {
+      reply.header('strict-transport-security', HSTS);
+    });
+  }
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
     metrics.httpRequests.inc({ method: request.method, route, status: String(reply.statusCode) });
@@ -75,6 +83,7 @@ export function createHttpApp(config: Config, log: Logger, metrics: Metrics): Fa
     if (err.status >= 500) request.log.error({ err: error, url: redactUrl(request.originalUrl) }, 'request failed');
     else request.log.info({ code: err.code, status: err.status, url: redactUrl(request.originalUrl) }, 'request refused');
     if (err.status === 401) reply.header('www-authenticate', 'Basic realm="mirrorfarm"');
+    if (err.retryAfterSeconds !== undefined) reply.header('retry-after', String(err.retryAfterSeconds));
     if (reply.sent || reply.raw.headersSent) {
       reply.raw.destroy();
       return;

@@ -1,7 +1,6 @@
 // Composition root of a mirror node: the same HTTP(S) and SSH listeners and git service as a primary, with
 // authentication delegated to the primary, pushes refused, and the controller keeping repositories in sync.
 import { randomUUID } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { Principal } from '../access/authorize.js';
@@ -34,6 +33,7 @@ import ssh2 from 'ssh2';
 import { KeyedLock } from '../util/keyed-lock.js';
 import { VERSION } from '../version.js';
 import { writeEndpoints } from './endpoints.js';
+import { preparePrivateHome } from './home.js';
 import { createHttpApp } from './http-app.js';
 
 export interface RunningMirror {
@@ -46,7 +46,7 @@ export interface RunningMirror {
 }
 
 export async function startMirror(config: Config, log: Logger): Promise<RunningMirror> {
-  await mkdir(config.home, { recursive: true, mode: 0o700 });
+  await preparePrivateHome(config.home, log);
   const upstreamUrl = config.mirror.upstreamUrl!;
   const db = await openDatabase(join(config.home, 'mirrorfarm.db'));
   const metrics = new Metrics();

@@ -1,12 +1,13 @@
 // Composition root of a primary: builds every component from the configuration, starts the HTTP(S) and SSH
 // listeners, and stops them gracefully (running clones and pushes may finish within shutdownTimeoutSeconds).
 import { randomBytes } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { registerRestApi } from '../api/index.js';
 import { Level } from '../access/authorize.js';
 import { Authenticator, userPrincipal } from '../auth/authenticator.js';
+import { LoginThrottle } from '../auth/throttle.js';
 import type { Config } from '../config/schema.js';
 import { Groups } from '../domain/groups.js';
 import { Permissions } from '../domain/permissions.js';
@@ -30,6 +31,7 @@ import { KeyedLock } from '../util/keyed-lock.js';
 import { VERSION } from '../version.js';
 import type { AppContext, Urls } from './context.js';
 import { writeEndpoints } from './endpoints.js';
+import { preparePrivateHome } from './home.js';
 import { createHttpApp } from './http-app.js';
 
 export interface RunningServer {
@@ -45,7 +47,7 @@ export interface RunningServer {
 export const ADMIN_PASSWORD_FILE = 'admin-password.txt';
 
 export async function startPrimary(config: Config, log: Logger): Promise<RunningServer> {
-  await mkdir(config.home, { recursive: true, mode: 0o700 });
+  await preparePrivateHome(config.home, log);
   const db = await openDatabase(join(config.home, 'mirrorfarm.db'));
   const metrics = new Metrics();
   const events = new EventLog(db, { days: config.events.retentionDays, maxEvents: config.events.maxEvents });
@@ -78,7 +80,8 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
     },
   };
   const git = new GitService(repositories, access, store, runner, hooks, metrics, log.child({ component: 'git' }));
-  const authenticator = new Authenticator(users, metrics, events);
+  const throttle = new LoginThrottle(config.loginThrottle, (scope) => metrics.loginThrottled.inc({ scope }));
+  const authenticator = new Authenticator(users, metrics, events, throttle);
 
   let sshPort: number | undefined;
   const urls: Urls = {

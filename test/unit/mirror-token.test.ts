@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { SignJWT } from 'jose';
 import { generateMirrorKey, loadMirrorKey, mirrorIdFor, ReplayGuard, signMirrorToken, verifyMirrorToken } from '../../src/auth/mirror-token.js';
 
 const AUD = 'https://primary.example.com';
@@ -49,5 +50,24 @@ describe('mirror tokens', () => {
     assert.match(await codeOf(verifyMirrorToken(behind, key.publicKey, AUD, guard)), /MIRROR_TOKEN_EXPIRED: .*clock is behind the primary's/);
     const slightlyAhead = await signMirrorToken(key, AUD, 'n', Date.now() + 10_000);
     assert.equal(await codeOf(verifyMirrorToken(slightlyAhead, key.publicKey, AUD, guard)), 'ok', 'small skew is tolerated');
+  });
+
+  it('refuse a token whose lifetime exceeds 60 s (regression: exp a day ahead was accepted)', async () => {
+    const guard = new ReplayGuard();
+    const now = Math.floor(Date.now() / 1000);
+    const sign = (iat: number, exp: number) =>
+      new SignJWT({ node: 'n' })
+        .setProtectedHeader({ alg: 'EdDSA', typ: 'JWT' })
+        .setIssuer(mirrorIdFor(key.publicKey))
+        .setAudience(AUD)
+        .setIssuedAt(iat)
+        .setExpirationTime(exp)
+        .setJti(crypto.randomUUID())
+        .sign(key.privateKey);
+    assert.match(await codeOf(verifyMirrorToken(await sign(now, now + 86_400), key.publicKey, AUD, guard)), /MIRROR_TOKEN_INVALID: .*lifetime \(exp - iat\) is 86400 s, more than the 60 s allowed/);
+    assert.match(await codeOf(verifyMirrorToken(await sign(now, now + 61), key.publicKey, AUD, guard)), /MIRROR_TOKEN_INVALID: .*lifetime .* is 61 s/);
+    assert.match(await codeOf(verifyMirrorToken(await sign(now - 20, now + 50), key.publicKey, AUD, guard)), /MIRROR_TOKEN_INVALID: .*lifetime .* is 70 s/);
+    assert.equal(await codeOf(verifyMirrorToken(await sign(now, now + 60), key.publicKey, AUD, guard)), 'ok', 'the documented 60 s');
+    assert.equal(await codeOf(verifyMirrorToken(await sign(now + 20, now + 80), key.publicKey, AUD, guard)), 'ok', 'a clock 20 s ahead, within the skew allowance');
   });
 });

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { errPacket, FLUSH_PKT, parsePktLines, pktLine } from '../../src/protocol/pkt-line.js';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { errPacket, FLUSH_PKT, parsePktLines, pktLine, PktLineValidator } from '../../src/protocol/pkt-line.js';
 
 describe('pkt-line', () => {
   it('frames payloads with a 4-hex-digit length that includes itself', () => {
@@ -20,5 +22,29 @@ describe('pkt-line', () => {
     assert.throws(() => parsePktLines(Buffer.from('zzzz')), /malformed pkt-line length/);
     assert.throws(() => parsePktLines(Buffer.from('0010abc')), /malformed pkt-line length 16/);
     assert.throws(() => parsePktLines(Buffer.from('0003')), /malformed pkt-line length 3/);
+  });
+
+  it('checks the framing of a streamed request body, across chunk boundaries (truncated pkt-line: 400, not 500)', async () => {
+    const check = async (chunks: string[], options?: { untilFlush?: boolean }) => {
+      const out: Buffer[] = [];
+      try {
+        await pipeline(Readable.from(chunks.map((c) => Buffer.from(c, 'latin1'))), new PktLineValidator(options), async (source: AsyncIterable<Buffer>) => {
+          for await (const chunk of source) out.push(chunk);
+        });
+        return Buffer.concat(out).toString('latin1');
+      } catch (err) {
+        return (err as Error).message;
+      }
+    };
+    const body = '0014command=ls-refs\n00010009peel\n0000';
+    assert.equal(await check([body]), body, 'passed through unchanged');
+    assert.equal(await check(body.split('')), body, 'one byte at a time');
+    assert.match(await check(['0014command=ls-refs\n00010009pe']), /protocol error: the request body ends inside a pkt-line \(at byte 30: fewer bytes/);
+    assert.match(await check(['0014command=ls-refs\n00']), /ends inside a pkt-line \(at byte 22: 2 of its 4 length digits\)/);
+    assert.match(await check(['0014command=ls-refs\n', 'zz']), /protocol error: bad pkt-line length "zz" at byte 20|ends inside/);
+    assert.match(await check(['0003']), /bad pkt-line length 3 at byte 0/);
+    assert.match(await check(['fff5']), /bad pkt-line length 65525/);
+    const push = `0010refs/heads/x0000PACK${'\u0007'.repeat(10)}`;
+    assert.equal(await check([push], { untilFlush: true }), push, 'a push: only the command list is framed, the pack is passed as is');
   });
 });

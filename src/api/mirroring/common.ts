@@ -26,5 +26,5 @@ export interface MirroringServices {
 
 /** The user behind a request (anonymous without credentials); wrong credentials are refused here. */
 export function callerOf(context: AppContext, request: FastifyRequest): Promise<Principal> {
-  return context.authenticator.fromAuthorizationHeader(request.headers.authorization);
+  return context.authenticator.fromAuthorizationHeader(request.headers.authorization, { address: request.ip });
 }

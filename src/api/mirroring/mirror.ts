@@ -64,6 +64,7 @@ const AuthenticateBody = Type.Object({
     publicKey: Type.Optional(Type.String({ maxLength: 16_384 })),
   }),
   repositoryIds: Type.Array(Type.Integer(), { maxItems: 1000 }),
+  clientAddress: Type.Optional(Type.String({ maxLength: 100, description: 'The IP address the user connected to the mirror from, for the login throttle.' })),
 });
 
 function bearer(request: FastifyRequest): string {
@@ -224,7 +225,7 @@ export function registerMirrorRoutes(app: FastifyInstance, context: AppContext, 
       const { mirror, nodeId } = callerOf(request);
       const { repositoryId, refStateHash } = request.body;
       const repo = await context.repositories.byId(repositoryId);
-      if (!repo || !(await registry.carries(mirror, repo.project_id))) throw Errors.repoNotFound(`with id ${repositoryId}`);
+      if (!repo || !(await registry.carries(mirror, repo.project_id))) throw Errors.repoNotFound(String(repositoryId));
       await state.touchNode(mirror.id, nodeId);
       return coordinator.prepared(mirror.id, nodeId, repositoryId, refStateHash);
     },
@@ -240,21 +241,24 @@ export function registerMirrorRoutes(app: FastifyInstance, context: AppContext, 
         description:
           'Delegated authentication: `credentials` is `{type:"basic", username, password}` (password or access token), `{type:"ssh-key", publicKey}` (the mirror ' +
           'verified the signature) or `{type:"anonymous"}`. Answers the user and READ or NONE per repository asked about; never more than READ, and NONE for ' +
-          'repositories the mirror does not carry. 401 with the primary\'s message for wrong credentials.',
+          'repositories the mirror does not carry. 401 with the primary\'s message for wrong credentials; 429 with Retry-After while the login throttle holds ' +
+          'the user\'s `clientAddress` or account.',
         body: AuthenticateBody,
         response: { 200: AuthenticateJson, ...errorResponses },
       },
     },
     async (request) => {
       const { mirror } = callerOf(request);
-      const { credentials, repositoryIds } = request.body;
+      const { credentials, repositoryIds, clientAddress } = request.body;
       const typed =
         credentials.type === 'basic'
           ? { type: 'basic' as const, username: credentials.username ?? '', password: credentials.password ?? '' }
           : credentials.type === 'ssh-key'
             ? { type: 'ssh-key' as const, publicKey: credentials.publicKey ?? '' }
             : { type: 'anonymous' as const };
-      return delegatedAuth.authenticate(mirror, typed, repositoryIds);
+      // The login throttle counts the user's own address, which only the mirror knows; without it, the mirror's
+      // users share one budget rather than escape the per-address limit.
+      return delegatedAuth.authenticate(mirror, typed, repositoryIds, clientAddress ?? `mirror:${mirror.id}`);
     },
   );
 }

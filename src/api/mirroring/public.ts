@@ -2,10 +2,9 @@
 // read a repository, the mirrors that serve it in sync, with clone links on each mirror.
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { authorize } from '../../access/authorize.js';
-import { Errors } from '../../errors.js';
 import type { AppContext } from '../../server/context.js';
 import type { Mirror } from '../../store/tables.js';
+import { repositoryById } from '../access.js';
 import { errorResponses } from '../json.js';
 import { PageQuery, Paged, pageBounds, pageOf } from '../paging.js';
 import { callerOf, PREFIX, TAGS, type MirroringServices } from './common.js';
@@ -56,15 +55,7 @@ export function registerPublicRoutes(app: FastifyInstance, context: AppContext, 
       },
     },
     async (request) => {
-      const principal = await callerOf(context, request);
-      const raw = request.params.repositoryId;
-      const repo = /^\d{1,15}$/.test(raw) ? await context.repositories.byId(Number(raw)) : undefined;
-      const project = repo ? await context.projects.byId(repo.project_id) : undefined;
-      if (!repo || !project) {
-        if (principal.kind === 'anonymous') throw Errors.authenticationRequired();
-        throw Errors.repoNotFound(`with id ${raw}`);
-      }
-      authorize(principal, await context.permissions.repositoryResource(principal, project, repo), 'read');
+      const { project, repo } = await repositoryById(context, await callerOf(context, request), request.params.repositoryId, 'read');
       const mirrors = await state.mirrorsInSync(repo.id, project.id, repo.ref_state_hash);
       const { start, limit } = pageBounds(request.query);
       const path = `${project.key.toLowerCase()}/${repo.slug}.git`;

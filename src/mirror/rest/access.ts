@@ -21,7 +21,7 @@ const BATCH = 1000;
 const principals = new WeakMap<FastifyRequest, Principal>();
 
 export async function authenticate(context: MirrorRestContext, request: FastifyRequest): Promise<void> {
-  principals.set(request, await context.auth.fromAuthorizationHeader(request.headers.authorization));
+  principals.set(request, await context.auth.fromAuthorizationHeader(request.headers.authorization, { address: request.ip }));
 }
 
 export function principalOf(request: FastifyRequest): Principal {

@@ -8,7 +8,7 @@ import { createGunzip } from 'node:zlib';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Principal } from '../../access/authorize.js';
 import { Errors, MirrorfarmError } from '../../errors.js';
-import { pktLine, FLUSH_PKT } from '../../protocol/pkt-line.js';
+import { pktLine, FLUSH_PKT, PktLineFramingError, PktLineValidator } from '../../protocol/pkt-line.js';
 import { validGitProtocol, type GitRun, type GitService, type GitServiceName } from '../git-service.js';
 
 export interface SmartHttpOptions {
@@ -49,7 +49,7 @@ function repoSlug(raw: string): string {
 
 /** Turns an Authorization header into a principal: locally on a primary, through the primary on a mirror. */
 export interface HttpAuthenticator {
-  fromAuthorizationHeader(header: string | undefined): Promise<Principal>;
+  fromAuthorizationHeader(header: string | undefined, client?: { address?: string }): Promise<Principal>;
 }
 
 export function registerSmartHttp(app: FastifyInstance, git: GitService, auth: HttpAuthenticator, options: SmartHttpOptions): void {
@@ -82,7 +82,7 @@ export function registerSmartHttp(app: FastifyInstance, git: GitService, auth: H
       throw new MirrorfarmError('DUMB_HTTP_UNSUPPORTED', 403, 'mirrorfarm serves the smart HTTP protocol only: use git 1.7 or later, and clone from the URL without extra path parts.');
     }
     const gitProtocol = validGitProtocol(request.headers['git-protocol'] as string | undefined);
-    const principal = await auth.fromAuthorizationHeader(request.headers.authorization);
+    const principal = await auth.fromAuthorizationHeader(request.headers.authorization, { address: request.ip });
     const view = await git.open(principal, request.params.project, repoSlug(request.params.repo), service);
     const abort = abortOnClose(reply);
     const run = git.run(view, service, { transport: 'http', principal, mode: 'advertise', gitProtocol, signal: abort.signal });
@@ -95,17 +95,27 @@ export function registerSmartHttp(app: FastifyInstance, git: GitService, auth: H
   });
 
   for (const [path, service] of Object.entries(SERVICES)) {
-    app.post<{ Params: RepoParams }>(`/scm/:project/:repo/${path}`, async (request, reply) => {
-      const expectedType = `application/x-git-${service}-request`;
-      if (request.headers['content-type'] !== expectedType) throw Errors.unsupportedMediaType(expectedType);
+    const expectedType = `application/x-git-${service}-request`;
+    // Checked in onRequest, before Fastify picks a body parser: otherwise a JSON or text body would be parsed (or
+    // refused with Fastify's own error) before the route could say which type git sends.
+    const onRequest = async (request: FastifyRequest) => {
+      const type = request.headers['content-type']?.split(';')[0]?.trim().toLowerCase();
+      if (type !== expectedType) throw Errors.unsupportedMediaType(expectedType);
+    };
+    app.post<{ Params: RepoParams }>(`/scm/:project/:repo/${path}`, { onRequest }, async (request, reply) => {
       const gitProtocol = validGitProtocol(request.headers['git-protocol'] as string | undefined);
-      const principal = await auth.fromAuthorizationHeader(request.headers.authorization);
+      const principal = await auth.fromAuthorizationHeader(request.headers.authorization, { address: request.ip });
       const view = await git.open(principal, request.params.project, repoSlug(request.params.repo), service);
       const abort = abortOnClose(reply);
       const limit = service === 'receive-pack' ? new ByteLimit(options.maxPushBytes, 'http.maxPushBytes') : new ByteLimit(options.maxFetchRequestBytes, 'http.maxFetchRequestBytes');
       let inputError: Error | undefined;
       const fail = (err: Error) => {
-        inputError ??= err instanceof MirrorfarmError ? err : Errors.invalid(`The request body could not be read: ${err.message}`);
+        inputError ??=
+          err instanceof MirrorfarmError
+            ? err
+            : err instanceof PktLineFramingError
+              ? Errors.invalid(`Malformed git request: ${err.message}.`)
+              : Errors.invalid(`The request body could not be read: ${err.message}`);
         abort.abort();
       };
       let input: Readable = request.body as Readable;
@@ -119,6 +129,10 @@ export function registerSmartHttp(app: FastifyInstance, git: GitService, auth: H
       }
       limit.on('error', fail);
       input = input.pipe(limit);
+      // A push's command list is framed; the pack after it is checked by git itself.
+      const framing = new PktLineValidator({ untilFlush: service === 'receive-pack' });
+      framing.on('error', fail);
+      input = input.pipe(framing);
       const run = git.run(view, service, { transport: 'http', principal, mode: 'stateless', gitProtocol, signal: abort.signal });
       const body = new PassThrough();
       run.connect(input, body);

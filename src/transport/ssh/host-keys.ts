@@ -95,7 +95,7 @@ export async function loadOrCreateHostKeys(dir: string, log: Logger): Promise<Ho
     if (text === undefined) {
       const pair = spec.generate();
       if (await createExclusive(path, pair.private)) {
-        await writeFile(`${path}.pub`, `${pair.public.trim()}\n`, { mode: 0o644 });
+        await writeFile(`${path}.pub`, `${pair.public.trim()}\n`, { mode: 0o600 }); // public, but the home is owner-only throughout
         log.info({ file: path, fingerprint: hostKey(pair.private, path).fingerprint }, 'generated SSH host key');
       }
       text = await readFile(path, 'utf8');

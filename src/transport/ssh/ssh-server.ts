@@ -199,6 +199,8 @@ export class SshServer {
   private ssh?: ssh2.Server;
   private readonly connections = new Set<ConnectionState>();
   private readonly sockets = new WeakMap<Socket, ConnectionState>();
+  /** Authenticated connections by holder ("user:7", "mirror:ABCD-..."), so that a revocation finds them at once. */
+  private readonly byOwner = new Map<string, Set<ConnectionState>>();
   private unauthenticated = 0;
   private nextId = 1;
   private closing = false;
@@ -268,19 +270,38 @@ export class SshServer {
   /**
    * A removed key or a deleted or deactivated user loses SSH access at once: idle connections are closed now,
    * busy ones when their running git operation ends (and no new one starts: each exec resolves the key again).
+   * A deleted or rejected mirror is cut off harder: its running fetches are killed and its connections closed
+   * now, because a mirror holds one multiplexed connection open for hours and a removed mirror must fetch
+   * nothing more (found by a test holding a fetch open across the DELETE).
    */
   private onEvent(event: LoggedEvent): void {
-    let revoked: (conn: ConnectionState) => boolean;
-    if (event.type === 'ssh_key.removed') revoked = (conn) => conn.fingerprint !== undefined && conn.fingerprint === event.fingerprint;
-    else if (event.type === 'user.deleted' || (event.type === 'user.updated' && event.active === false)) revoked = (conn) => conn.ownerId === `user:${String(event.userId)}`;
-    else if (event.type === 'mirror.deleted' || event.type === 'mirror.rejected') revoked = (conn) => conn.ownerId === `mirror:${String(event.mirrorId)}`;
-    else return;
-    for (const conn of this.connections) {
-      if (!revoked(conn)) continue;
+    let revoked: Iterable<ConnectionState>;
+    let hard = false;
+    if (event.type === 'ssh_key.removed') revoked = [...this.connections].filter((conn) => conn.fingerprint !== undefined && conn.fingerprint === event.fingerprint);
+    else if (event.type === 'user.deleted' || (event.type === 'user.updated' && event.active === false)) revoked = [...(this.byOwner.get(`user:${String(event.userId)}`) ?? [])];
+    else if (event.type === 'mirror.deleted' || event.type === 'mirror.rejected') {
+      revoked = [...(this.byOwner.get(`mirror:${String(event.mirrorId)}`) ?? [])];
+      hard = true;
+    } else return;
+    for (const conn of revoked) {
       conn.revoked = true;
-      this.log.info({ conn: conn.id, remote: conn.remote, user: conn.user, fingerprint: conn.fingerprint, event: event.type }, 'SSH access revoked');
-      if (conn.running.size === 0) this.endConnection(conn, 'access revoked');
+      this.log.info({ conn: conn.id, remote: conn.remote, user: conn.user, fingerprint: conn.fingerprint, event: event.type, running: conn.running.size }, 'SSH access revoked');
+      if (hard) for (const abort of conn.running) abort.abort();
+      if (hard || conn.running.size === 0) this.endConnection(conn, 'access revoked');
     }
+  }
+
+  private addOwned(conn: ConnectionState, ownerId: string): void {
+    let set = this.byOwner.get(ownerId);
+    if (!set) this.byOwner.set(ownerId, (set = new Set()));
+    set.add(conn);
+  }
+
+  private removeOwned(conn: ConnectionState): void {
+    if (!conn.ownerId) return;
+    const set = this.byOwner.get(conn.ownerId);
+    set?.delete(conn);
+    if (set?.size === 0) this.byOwner.delete(conn.ownerId);
   }
 
   // --- connections --------------------------------------------------------------------------------------
@@ -333,6 +354,7 @@ export class SshServer {
       conn.closed = true;
       clearTimeout(conn.graceTimer);
       this.connections.delete(conn);
+      this.removeOwned(conn);
       if (conn.authenticated) this.metrics.open.dec({ state: 'authenticated' });
       else {
         this.unauthenticated--;
@@ -467,6 +489,7 @@ export class SshServer {
     // Bound here and only here: the key whose signature was just verified over this session.
     conn.keyBlob = Buffer.from(ctx.key.data);
     conn.ownerId = owner.ownerId;
+    this.addOwned(conn, owner.ownerId);
     conn.user = owner.label;
     conn.fingerprint = fingerprint;
     this.deps.metrics.authentications.inc({ outcome: 'success' });
