@@ -88,7 +88,10 @@ export async function repositoryFor(context: AppContext, principal: Principal, k
     if (principal.kind === 'anonymous') throw Errors.authenticationRequired();
     throw Errors.repoNotFound(`${key.toUpperCase()}/${slug}`);
   }
-  authorize(principal, await context.permissions.repositoryResource(principal, view.project, view.repo), action);
+  // Refusals name the repository as it was asked for, like a missing one: spelling it as stored (the slug's
+  // case) would tell a caller who may not see it that it exists.
+  const resource = await context.permissions.repositoryResource(principal, view.project, view.repo);
+  authorize(principal, resource.kind === 'repository' ? { ...resource, path: `${key.toUpperCase()}/${slug}` } : resource, action);
   return view;
 }
 

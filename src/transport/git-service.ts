@@ -84,7 +84,9 @@ export class GitService {
       if (principal.kind === 'anonymous') throw Errors.authenticationRequired();
       throw Errors.repoNotFound(path);
     }
-    const resource = await this.access.repositoryResource(principal, view.project, view.repo);
+    // Named as asked for, like a missing repository, so that the stored spelling does not reveal that it exists.
+    const found = await this.access.repositoryResource(principal, view.project, view.repo);
+    const resource = found.kind === 'repository' ? { ...found, path } : found;
     if (this.policy) {
       // Read access is checked first, so that someone who may not see the repository learns nothing about it.
       authorize(principal, resource, 'read');

@@ -164,7 +164,7 @@ describe('events produced by REST operations', () => {
       await producedBy(async () => (token = await ok(api(server, 'PUT', '/rest/access-tokens/1.0/users/frank', { name: 'ci', permissions: ['REPO_READ', 'PROJECT_READ'] }, frank)))),
       [{ id: 22, type: 'access_token.created', projectId: null, repositoryId: null, tokenId: Number(token.id), userId, permissions: ['REPO_READ', 'PROJECT_READ'] }],
     );
-    secrets.push(token.token, token.token.split('_').pop());
+    secrets.push(token.token);
     assert.deepEqual(await producedBy(() => ok(api(server, 'POST', `/rest/access-tokens/1.0/users/frank/${token.id}`, { permissions: ['REPO_WRITE'] }, frank))), [
       { id: 23, type: 'access_token.revoked', projectId: null, repositoryId: null, tokenId: Number(token.id), userId, reason: 'updated' },
     ]);

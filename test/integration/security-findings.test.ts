@@ -14,7 +14,7 @@ import { generateMirrorKey, loadMirrorKey, mirrorIdFor, signMirrorToken, type Mi
 import { addSshKey, createProject, createRepo, createToken, createUser } from '../helpers/fixtures.js';
 import { rawRequest } from '../helpers/http.js';
 import { authorizeMirror, waitForSameRefs } from '../helpers/mirror.js';
-import { ADMIN, api, gitOk, makeWorkTree, sshCommand, sshKeyPair, startMirror, startServer, type ApiResponse, type Credentials, type TestServer } from '../helpers/server.js';
+import { ADMIN, api, git, gitOk, makeWorkTree, sshCommand, sshKeyPair, startMirror, startServer, type ApiResponse, type Credentials, type TestServer } from '../helpers/server.js';
 import { removeTempDirs, tempDir } from '../helpers/tmp.js';
 
 const M = '/rest/mirroring/1.0';
@@ -136,6 +136,22 @@ describe('security findings', () => {
     // The message names the id, as documented.
     const r = await api(primary, 'GET', `${M}/repos/${repoIds[0]}/mirrors`, undefined, eve);
     assert.deepEqual([r.status, r.body.errors[0].message], [404, `Repository ${repoIds[0]} does not exist or you do not have permission to see it.`]);
+  });
+
+  it("a repository's existence does not leak through the spelling of its slug (a refusal names it as asked, like a missing one)", async () => {
+    const shapeOf = (text: string, slug: string) => text.split(slug).join('{slug}');
+    for (const server of [primary, mirror!]) {
+      const where = server === primary ? 'primary' : 'mirror';
+      const rest = await Promise.all(['SecretRepo', 'Absent-Repo'].map((slug) => api(server, 'GET', `/rest/api/1.0/projects/SECRETPROJ/repos/${slug}`, undefined, eve)));
+      assert.deepEqual(rest.map((r) => r.status), [404, 404], `${where} REST`);
+      assert.equal(shapeOf(rest[0]!.text, 'SecretRepo'), shapeOf(rest[1]!.text, 'Absent-Repo'), `${where} REST answers alike`);
+      const lsRemote = await Promise.all(
+        ['SecretRepo', 'Absent-Repo'].map((slug) => git(server, ['ls-remote', `https://127.0.0.1:${server.httpPort}/scm/secretproj/${slug}.git`], { creds: eve })),
+      );
+      assert.deepEqual(lsRemote.map((r) => r.code === 0), [false, false], `${where} git`);
+      assert.equal(shapeOf(lsRemote[0]!.stderr, 'SecretRepo'), shapeOf(lsRemote[1]!.stderr, 'Absent-Repo'), `${where} git answers alike`);
+      assert.match(lsRemote[0]!.stderr, /Repository SECRETPROJ\/SecretRepo does not exist or you do not have permission to see it/);
+    }
   });
 
   it('everything in the home is owner-only: database, WAL, run files, repositories, keys (primary and mirror)', async () => {

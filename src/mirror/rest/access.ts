@@ -41,10 +41,11 @@ export async function repositoryFor(context: MirrorRestContext, principal: Princ
   const view = KEY.test(key) && SLUG.test(slug) ? await context.repositories.find(key, slug) : undefined;
   if (!view) {
     if (principal.kind === 'anonymous') throw Errors.authenticationRequired();
-    // Spelled as authorize() spells a refusal (upper-case key, lower-case slug), so the two cannot be told apart.
-    throw Errors.repoNotFound(`${key.toUpperCase()}/${slug.toLowerCase()}`);
+    throw Errors.repoNotFound(`${key.toUpperCase()}/${slug}`);
   }
-  authorize(principal, await context.auth.repositoryResource(principal, view.project, view.repo), 'read');
+  // Refusals name the repository as asked for, like a missing one, as the primary does.
+  const resource = await context.auth.repositoryResource(principal, view.project, view.repo);
+  authorize(principal, resource.kind === 'repository' ? { ...resource, path: `${key.toUpperCase()}/${slug}` } : resource, 'read');
   return view;
 }
 
