@@ -1,17 +1,19 @@
 // Bitbucket compatibility as existing scripts and clients meet it: the `latest` version alias on every REST
 // root, application-properties, Bitbucket's exception names in error bodies, the OpenAPI document's servers and
 // operationIds, and a published Bitbucket Server client from npm (bitbucket-server-nodejs) run in its own
-// process through /rest/api/latest with a Bearer token.
+// process through /rest/api/latest with a Bearer token, against the primary and against a mirror.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createProject, createRepo, createToken, createUser, grantProject } from '../helpers/fixtures.js';
 import { run } from '../helpers/run.js';
-import { ADMIN, api, gitOk, makeWorkTree, ROOT, startServer, type ApiResponse, type Credentials, type TestServer } from '../helpers/server.js';
+import { authorizeMirror, waitForState } from '../helpers/mirror.js';
+import { ADMIN, api, gitOk, makeWorkTree, ROOT, startMirror, startServer, type ApiResponse, type Credentials, type TestServer } from '../helpers/server.js';
 import { removeTempDirs, tempDir } from '../helpers/tmp.js';
 
 let server: TestServer;
+let mirror: TestServer | undefined;
 let alice: Credentials;
 let aliceToken: string;
 let mainCommit: string;
@@ -38,6 +40,7 @@ before(async () => {
 });
 
 after(async () => {
+  await mirror?.stop();
   await server?.stop();
   removeTempDirs();
 });
@@ -232,15 +235,15 @@ describe("Bitbucket's exception names in error bodies", () => {
 });
 
 describe('bitbucket-server-nodejs (npm) through /rest/api/latest with a Bearer token', () => {
-  it('lists the projects, repositories, branches and tags the token may see, and nothing else', async () => {
+  async function clientSees(target: TestServer) {
     const home = tempDir('mf-bbclient-home-');
     const r = await run(process.execPath, ['--import', 'tsx', join(ROOT, 'test/clients/bitbucket-server-nodejs.ts')], {
       cwd: ROOT,
       env: {
         PATH: process.env.PATH,
         HOME: home,
-        NODE_EXTRA_CA_CERTS: server.ca.caCert,
-        MF_BASE_URL: server.baseUrl,
+        NODE_EXTRA_CA_CERTS: target.ca.caCert,
+        MF_BASE_URL: target.baseUrl,
         MF_TOKEN: aliceToken,
         MF_PROJECT: 'COMPAT',
         MF_REPO: 'tools',
@@ -250,13 +253,16 @@ describe('bitbucket-server-nodejs (npm) through /rest/api/latest with a Bearer t
       timeoutMs: 60_000,
     });
     assert.equal(r.code, 0, `client failed:\n${r.stderr}\n${r.stdout}`);
-    const seen = JSON.parse(r.stdout.trim().split('\n').pop()!);
+    return JSON.parse(r.stdout.trim().split('\n').pop()!);
+  }
+
+  function assertSeesWhatTheTokenMay(seen: Record<string, unknown> & { branches: Array<{ name: string }>; allRepos: string[] }): void {
     assert.deepEqual(seen.projects, ['COMPAT', 'PUB']);
     assert.deepEqual(seen.repos, ['docs', 'tools']);
     assert.deepEqual(seen.allRepos.sort(), ['COMPAT/docs', 'COMPAT/tools', 'PUB/open']);
     assert.deepEqual(seen.cloneLinks, ['http', 'ssh']);
     assert.deepEqual(
-      seen.branches.sort((a: { name: string }, b: { name: string }) => a.name.localeCompare(b.name)),
+      seen.branches.sort((a, b) => a.name.localeCompare(b.name)),
       [
         { name: 'feature', isDefault: false, commit: mainCommit },
         { name: 'main', isDefault: true, commit: mainCommit },
@@ -266,5 +272,16 @@ describe('bitbucket-server-nodejs (npm) through /rest/api/latest with a Bearer t
     assert.deepEqual(seen.anonymousProjects, ['PUB']);
     assert.deepEqual(seen.hiddenRepo, { status: 404, exceptionName: 'com.atlassian.bitbucket.repository.NoSuchRepositoryException', code: 'REPOSITORY_NOT_FOUND' });
     assert.deepEqual(seen.missingProject, { status: 404, exceptionName: 'com.atlassian.bitbucket.project.NoSuchProjectException', code: 'PROJECT_NOT_FOUND' });
+  }
+
+  it('on the primary: lists the projects, repositories, branches and tags the token may see, and nothing else', async () => {
+    assertSeesWhatTheTokenMay(await clientSees(server));
+  });
+
+  it('on a mirror carrying every project: the same answers, from the mirror', async () => {
+    mirror = await startMirror(server);
+    await authorizeMirror(server, mirror, 'ALL');
+    await waitForState(mirror, 'SYNCHRONIZED', 30_000);
+    assertSeesWhatTheTokenMay(await clientSees(mirror));
   });
 });
