@@ -183,7 +183,7 @@ describe('the read-only REST API on the mirror', () => {
     assert.equal(hidden.text.replace('secret', 'X'), missing.text.replace('nosuch', 'X'));
     const hiddenUpper = await api(mirror, 'GET', '/rest/api/1.0/projects/one/repos/SECRET', undefined, bob);
     const missingUpper = await api(mirror, 'GET', '/rest/api/1.0/projects/one/repos/NOSUCH', undefined, bob);
-    assert.equal(hiddenUpper.text.replace('secret', 'X'), missingUpper.text.replace('nosuch', 'X'), 'the spelling of the name asked for tells nothing either');
+    assert.equal(hiddenUpper.text.replace('SECRET', 'X'), missingUpper.text.replace('NOSUCH', 'X'), 'the spelling of the name asked for tells nothing either');
     const project = await api(mirror, 'GET', '/rest/api/1.0/projects/ONE', undefined, bob);
     const noProject = await api(mirror, 'GET', '/rest/api/1.0/projects/NOPE', undefined, bob);
     assert.equal(project.status, 404);
