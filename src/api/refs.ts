@@ -6,6 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Principal } from '../access/authorize.js';
 import { Errors } from '../errors.js';
 import type { RefChangeCause } from '../events/ref-recorder.js';
+import type { Repositories, RepositoryView } from '../domain/repositories.js';
 import type { AppContext } from '../server/context.js';
 import { principalOf, repositoryFor } from './access.js';
 import { branchJson, BranchJson, errorResponses, MinimalRefJson, tagJson, TagJson, NoContent } from './json.js';
@@ -72,6 +73,17 @@ function identity(text: string): string {
   return text.replace(/[<>\u0000-\u001f\u007f]/g, '').trim();
 }
 
+/** Branches or tags of a repository as a list request asks for them (filter, order, exact match first), with the page bounds. */
+export async function queryRefs(repositories: Repositories, repo: RepositoryView['repo'], prefix: 'refs/heads/' | 'refs/tags/', q: RefListQuery) {
+  const { start, limit } = pageBounds(q);
+  let refs = await repositories.listRefsOrdered(repo, prefix, { ...(q.filterText ? { filter: q.filterText } : {}), orderBy: q.orderBy ?? 'MODIFICATION' });
+  if (q.boostMatches && q.filterText) {
+    const exact = `${prefix}${q.filterText}`;
+    refs = [...refs.filter((r) => r.ref === exact), ...refs.filter((r) => r.ref !== exact)];
+  }
+  return { refs, start, limit };
+}
+
 export function registerRefRoutes(app: FastifyInstance, context: AppContext): void {
   const { repositories } = context;
   const view = (request: { params: RepoParams }, principal: Principal, action: 'read' | 'write' | 'admin') =>
@@ -79,14 +91,7 @@ export function registerRefRoutes(app: FastifyInstance, context: AppContext): vo
 
   async function listRefs(request: { params: RepoParams; query: RefListQuery }, principal: Principal, prefix: 'refs/heads/' | 'refs/tags/') {
     const { repo } = await view(request, principal, 'read');
-    const { start, limit } = pageBounds(request.query);
-    const q = request.query;
-    let refs = await repositories.listRefsOrdered(repo, prefix, { ...(q.filterText ? { filter: q.filterText } : {}), orderBy: q.orderBy ?? 'MODIFICATION' });
-    if (q.boostMatches && q.filterText) {
-      const exact = `${prefix}${q.filterText}`;
-      refs = [...refs.filter((r) => r.ref === exact), ...refs.filter((r) => r.ref !== exact)];
-    }
-    return { repo, refs, start, limit };
+    return { repo, ...(await queryRefs(repositories, repo, prefix, request.query)) };
   }
 
   // --- default branch -------------------------------------------------------------------------------------

@@ -3,8 +3,8 @@
 // filtering and ordering. A repository not synchronized yet answers 503 naming the primary, as git does.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { branchJson, BranchJson, errorResponses, MinimalRefJson, tagJson, TagJson } from '../../api/json.js';
-import { Paged, pageBounds, pageOf } from '../../api/paging.js';
-import { RefListQuery } from '../../api/refs.js';
+import { Paged, pageOf } from '../../api/paging.js';
+import { queryRefs, RefListQuery } from '../../api/refs.js';
 import { RepoParams } from '../../api/repos.js';
 import { Errors } from '../../errors.js';
 import { principalOf, repositoryFor } from './access.js';
@@ -23,14 +23,7 @@ export function registerMirrorRefRoutes(app: FastifyInstance, context: MirrorRes
 
   async function listRefs(request: FastifyRequest<{ Params: RepoParams; Querystring: RefListQuery }>, prefix: 'refs/heads/' | 'refs/tags/') {
     const repo = await served(request);
-    const { start, limit } = pageBounds(request.query);
-    const q = request.query;
-    let refs = await repositories.listRefsOrdered(repo, prefix, { ...(q.filterText ? { filter: q.filterText } : {}), orderBy: q.orderBy ?? 'MODIFICATION' });
-    if (q.boostMatches && q.filterText) {
-      const exact = `${prefix}${q.filterText}`;
-      refs = [...refs.filter((r) => r.ref === exact), ...refs.filter((r) => r.ref !== exact)];
-    }
-    return { repo, refs, start, limit };
+    return { repo, ...(await queryRefs(repositories, repo, prefix, request.query)) };
   }
 
   app.get<{ Params: RepoParams }>(`${API}/default-branch`, { schema: { params: RepoParams, response: { 200: MinimalRefJson, ...errorResponses } } }, async (request) => {
