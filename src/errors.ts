@@ -73,7 +73,45 @@ export const Errors = {
   readOnly: define('READ_ONLY', 405, (what: string) => what),
   shuttingDown: define('SHUTTING_DOWN', 503, () => 'The server is shutting down; retry in a moment.'),
   gitFailed: define('GIT_FAILED', 500, (what: string) => `git failed: ${what}`),
+
+  // A mirror farm is one identity: every node must present the mirror key, base URL, SSH URL and SSH host keys
+  // its farm presents, or clients meeting two nodes would see two servers. Checked whenever a node registers
+  // (each node does on every start, before it syncs or serves); see README "Troubleshooting".
+  mirrorHostKeyMismatch: define(
+    'MIRROR_HOST_KEY_MISMATCH',
+    409,
+    (mirrorId: string, node: string, mine: string[], farm: string[]) =>
+      `Node ${node} of mirror ${mirrorId} presents the SSH host keys ${keyList(mine)}, but its farm presents ${keyList(farm)}: an SSH client meeting both would refuse one as a changed host key. ` +
+      `Give every node of the farm the same ssh.hostKeyDir (MIRRORFARM_SSH_HOST_KEY_DIR; one Secret in Kubernetes). When you rotate the farm's host keys, reset its identity on the primary first: ` +
+      `DELETE /rest/mirroring/1.0/mirrorServers/${mirrorId}/farmIdentity (mirrorfarm admin mirror reset-identity ${mirrorId}).`,
+  ),
+  mirrorBaseUrlMismatch: define(
+    'MIRROR_BASE_URL_MISMATCH',
+    409,
+    (mirrorId: string, node: string, mine: string, farm: string) =>
+      `Node ${node} of mirror ${mirrorId} has baseUrl ${mine}, but its farm's is ${farm}: every node must name the farm's load balancer in baseUrl (MIRRORFARM_BASE_URL), never its own address. ` +
+      `To move the farm to a new URL, reset its identity on the primary (DELETE /rest/mirroring/1.0/mirrorServers/${mirrorId}/farmIdentity) and restart the nodes with the new baseUrl.`,
+  ),
+  mirrorSshUrlMismatch: define(
+    'MIRROR_SSH_URL_MISMATCH',
+    409,
+    (mirrorId: string, node: string, mine: string, farm: string) =>
+      `Node ${node} of mirror ${mirrorId} would hand out SSH clone URLs at ${mine}, but its farm's are at ${farm}: set ssh.publicHost and ssh.publicPort (MIRRORFARM_SSH_PUBLIC_HOST, MIRRORFARM_SSH_PUBLIC_PORT) ` +
+      `to the load balancer's SSH address on every node, or reset the farm's identity on the primary (DELETE /rest/mirroring/1.0/mirrorServers/${mirrorId}/farmIdentity) when it moved.`,
+  ),
+  mirrorIdentityMismatch: define(
+    'MIRROR_IDENTITY_MISMATCH',
+    409,
+    (baseUrl: string, mirrorId: string, fingerprint: string, otherId: string, otherFingerprint: string) =>
+      `${baseUrl} is already the base URL of mirror ${otherId} (key ${otherFingerprint}); this node's key ${fingerprint} makes it another mirror (${mirrorId}). ` +
+      `Every node of a farm must use the farm's mirror key: give it the same mirror.keyFile (MIRRORFARM_MIRROR_KEY_FILE; one Secret in Kubernetes). ` +
+      `If it is a new mirror, give it its own baseUrl, or delete mirror ${otherId} on the primary first.`,
+  ),
 } as const;
+
+function keyList(fingerprints: string[]): string {
+  return fingerprints.length ? fingerprints.join(', ') : 'none (its SSH server is disabled)';
+}
 
 /** Code and message of the first entry of a REST error body: mirrorfarm's `code`, or `exceptionName` from a primary that predates `code`. */
 export function errorOfBody(body: unknown): { code?: string; message?: string } | undefined {

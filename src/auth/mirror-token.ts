@@ -130,7 +130,8 @@ export async function verifyMirrorToken(token: string, publicKey: string, audien
       );
     }
     if (err instanceof joseErrors.JWTClaimValidationFailed) throw invalid(`claim "${err.claim}" is wrong (${err.reason})`);
-    throw invalid('its signature does not verify with the registered mirror key');
+    // The issuer names a mirror, but another key signed: typically a farm node given its own key file.
+    throw invalid(`its signature does not verify with the key registered for mirror ${expectedIssuer}; every node of a farm must use the farm's mirror key (the same mirror.keyFile)`);
   }
   // jwtVerify bounds the token's age (now - iat) but not how far ahead `exp` lies: a token signed with exp a day
   // ahead would stay usable for a day if it leaked (logs, a proxy), and the replay guard would have to remember

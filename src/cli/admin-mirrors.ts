@@ -60,9 +60,17 @@ export function registerMirrorCommands(admin: Command, kit: AdminCommandKit): vo
         `${String(m.name)} (${String(m.id)}) at ${String(m.baseUrl)}`,
         `state ${String(m.state)}, ${String(m.mirroringMode)}, key ${String(m.publicKeyFingerprint)}`,
         `repositories in sync: ${repos.synced ?? 0}/${repos.total ?? 0}`,
+        ...(m.farm ? [`farm: ${String((m.farm as Json).memberCount)} members in contact, ${String((m.farm as Json).activeCount)} active`] : []),
+        ...(Array.isArray(m.sshHostKeys) ? [`SSH host keys: ${(m.sshHostKeys as Json[]).map((k) => k.fingerprint as string).join(', ') || 'none'}`] : []),
         ...(projects.length ? [`projects: ${projects.map((p) => p.key as string).join(', ')}`] : []),
         '',
-        table(['NODE', 'STATE', 'CURSOR', 'LAG S', 'LAST SEEN'], nodes.map((n) => [n.id as string, n.state as string, n.cursor as number, n.lagSeconds as number, n.lastSeenDate as string])),
+        table(
+          ['NODE', 'STATE', 'ROLE', 'VERSION', 'SYNCED', 'CURSOR', 'LAG S', 'LAST SEEN'],
+          nodes.map((n) => {
+            const r = (n.repositories ?? {}) as { synced?: number; total?: number };
+            return [n.id as string, n.state as string, (n.role as string) ?? '', (n.version as string) ?? '', `${r.synced ?? 0}/${r.total ?? 0}`, n.cursor as number, n.lagSeconds as number, n.lastSeenDate as string];
+          }),
+        ),
         ...(repos.failing?.length ? ['', table(['FAILING', 'NODE', 'ERROR'], repos.failing.map((f) => [`${String(f.projectKey)}/${String(f.slug)}`, f.nodeId as string, f.error as string]))] : []),
       ].join('\n');
     });
@@ -87,6 +95,13 @@ export function registerMirrorCommands(admin: Command, kit: AdminCommandKit): vo
     await (await api()).call('DELETE', `${BASE}/mirrorServers/${enc(id)}`);
     print(command, { deleted: id }, () => `Deleted mirror ${id}; it can fetch nothing any more. Uninstall it.`);
   });
+
+  leaf(mirror, 'reset-identity <mirrorId>', "Forget a farm's SSH host keys and URLs: the next node to register fixes them (before rotating host keys).").action(
+    async (id: string, _o, command: Command) => {
+      const result = await (await api()).call<Json>('DELETE', `${BASE}/mirrorServers/${enc(id)}/farmIdentity`);
+      print(command, result, () => `Reset the identity of mirror ${id}; the next node to register fixes its host keys, base URL and SSH URL.`);
+    },
+  );
 
   leaf(mirror, 'add-project <mirrorId> <projectKey>', 'Add a project to what a mirror carries.').action(async (id: string, key: string, _o, command: Command) => {
     await (await api()).call('POST', `${BASE}/mirrorServers/${enc(id)}/projects/${enc(key)}`);

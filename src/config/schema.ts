@@ -92,6 +92,8 @@ export const ConfigSchema = Type.Object(
     mirroring: Type.Object(
       {
         webhookUrl: Type.Optional(Type.String({ pattern: '^https://', description: 'Primary: POSTed to when a mirror has synchronized a repository (e.g. for CI).' })),
+        nodeOfflineSeconds: Type.Integer({ minimum: 1, default: 30, description: 'Primary: a mirror farm node not heard from for this long shows as OFFLINE and no longer counts as a farm member.' }),
+        prepareTimeoutSeconds: Type.Integer({ minimum: 1, default: 30, description: "Primary: how long a farm's other nodes have to stage a change after the first did; the ones that have not are evicted." }),
       },
       { additionalProperties: false, default: {} },
     ),

@@ -51,6 +51,8 @@ export interface MirrorControllerDeps {
   log: Logger;
   instanceId: string;
   ownSshBase: () => { host: string; port: number } | undefined;
+  /** This node's SSH host public keys: the primary checks that every node of the farm presents the same. */
+  ownSshHostKeys?: () => string[];
   health: UpstreamHealth;
 }
 
@@ -60,8 +62,16 @@ export interface Selection {
   projectIds: number[];
 }
 
+/** The farm as the primary sees it, from its answer to this node's last report. */
+export interface FarmMembership {
+  memberCount: number;
+  activeCount: number;
+  role: string;
+}
+
 export class MirrorController {
   state: MirrorState = 'INITIALIZING';
+  farm: FarmMembership | undefined;
   error: { code: string; message: string } | undefined;
   primary: PreflightResult | undefined;
   private stream: EventStreamClient | undefined;
@@ -182,6 +192,9 @@ export class MirrorController {
           baseUrl: config.baseUrl,
           publicKey: identity.key.publicKey,
           productVersion: VERSION,
+          // What the primary compares with the farm's (MIRROR_HOST_KEY_MISMATCH, MIRROR_SSH_URL_MISMATCH).
+          ...(this.deps.ownSshHostKeys ? { sshHostKeys: this.deps.ownSshHostKeys() } : {}),
+          ...(this.deps.ownSshBase() ? { sshUrlBase: this.deps.ownSshBase() } : {}),
         });
         if (mirror.state === 'ACTIVE') break;
         this.setState('PENDING');
@@ -494,8 +507,9 @@ export class MirrorController {
     const batch = [...this.reportQueue.values()];
     this.reportQueue.clear();
     try {
-      await this.deps.upstream.call('POST', '/rest/mirroring/1.0/mirror/report', {
+      const answer = await this.deps.upstream.call<{ farm?: FarmMembership } | undefined>('POST', '/rest/mirroring/1.0/mirror/report', {
         cursor: this.cursor,
+        version: VERSION,
         lagSeconds: this.lagSeconds(),
         state: this.state,
         sshUrlBase: this.deps.ownSshBase(),
@@ -503,6 +517,7 @@ export class MirrorController {
         upstream: this.deps.health.report(),
         repositories: batch.map((r) => ({ id: r.repositoryId, status: r.status, refStateHash: r.refStateHash, ...(r.error ? { error: r.error } : {}) })),
       });
+      if (answer?.farm) this.farm = answer.farm;
     } catch (err) {
       for (const r of batch) if (!this.reportQueue.has(r.repositoryId)) this.reportQueue.set(r.repositoryId, r);
       this.refused(err as MirrorfarmError);

@@ -3,8 +3,9 @@
 // the mirror's snapshot (everything it carries, read in one transaction). Every query here costs O(1)
 // statements whatever the number of repositories, so a mirror carrying 10,000 repositories is one round trip.
 //
-// Node states: CONNECTED (holds an event stream), DISCONNECTED (does not), OUT_OF_SYNC (evicted from the
-// farm's active set because it did not prepare in time; it stays so, stream or not, until it reports READY).
+// Stored node states (mirror_nodes.state): CONNECTED (holds an event stream), DISCONNECTED (does not), OUT_OF_SYNC
+// (evicted from the farm's active set because it did not prepare in time; it stays so, stream or not, until it
+// reports READY). What administrators see is derived from these and the node's reports (node-status.ts).
 // A repository is "in sync" on a mirror when every live node (not OUT_OF_SYNC, and seen within NODE_STALE_MS, so
 // that a node scaled away does not hold its farm back forever) last reported it SYNCED at the primary's current
 // ref-state hash, and there is at least one: that is what a client reaching any node behind the load balancer
@@ -12,7 +13,9 @@
 import { sql, type Transaction } from 'kysely';
 import type { Db } from '../store/database.js';
 import type { Database, Mirror, MirrorRepoStatesTable } from '../store/tables.js';
+import { farmHostKeys, farmSshUrlBase, hostKeyFingerprint } from './farm-identity.js';
 import type { MirroringMode } from './mirrors.js';
+import { DEFAULT_NODE_OFFLINE_SECONDS, nodeRole, nodeState, type FarmNodeRole, type FarmNodeState } from './node-status.js';
 
 export type NodeState = 'CONNECTED' | 'DISCONNECTED' | 'OUT_OF_SYNC';
 export const EVICTED: NodeState = 'OUT_OF_SYNC';
@@ -49,16 +52,35 @@ export interface NodeReport {
   baseUrl?: string;
   /** The node's view of its connection to the primary, with the last outage it went through. */
   upstream?: { state?: string; lastOutage?: UpstreamOutage };
+  /** The mirrorfarm version the node runs. */
+  version?: string;
 }
 
 export interface NodeView {
   id: string;
-  state: string;
+  state: FarmNodeState;
+  role: FarmNodeRole;
+  /** CONNECTED while the node holds an event stream. */
+  connection: 'CONNECTED' | 'DISCONNECTED';
   reportedState?: string;
   lastSeenDate: string;
   cursor: number;
   lagSeconds: number | null;
+  version: string | null;
+  repositories: { synced: number; total: number; failing: number };
   lastUpstreamOutage?: UpstreamOutage;
+}
+
+/** The farm as a whole: nodes in contact, and those the coordinator waits for. */
+export interface FarmView {
+  memberCount: number;
+  activeCount: number;
+}
+
+export interface HostKeyView {
+  algorithm: string;
+  fingerprint: string;
+  publicKey: string;
 }
 
 export interface FailingRepository {
@@ -74,7 +96,17 @@ export interface MirrorDetails {
   nodes: NodeView[];
   lagSeconds: number | null;
   repositories: { total: number; synced: number; failing: FailingRepository[] };
+  farm: FarmView;
   sshUrlBase?: SshUrlBase;
+  /** The farm's SSH host keys, once a node fixed them. */
+  sshHostKeys?: HostKeyView[];
+}
+
+export interface MirrorStateOptions {
+  /** A node not heard from for this long shows as OFFLINE and no longer counts as a farm member. */
+  nodeOfflineMs: number;
+  /** Whether the node holds an event stream right now (the stream hub knows). */
+  isStreaming: (mirrorId: string, nodeId: string) => boolean;
 }
 
 export interface SyncedRepository {
@@ -107,9 +139,15 @@ function chunks<T>(items: T[], size = CHUNK): T[][] {
 
 export class MirrorState {
   /** Not persisted (no column for them yet): refreshed by every report. */
-  private readonly volatile = new Map<string, { sshUrlBase?: SshUrlBase; reportedState: Map<string, string>; outages: Map<string, UpstreamOutage> }>();
+  private readonly volatile = new Map<string, { reportedState: Map<string, string>; outages: Map<string, UpstreamOutage> }>();
+  private readonly options: MirrorStateOptions;
 
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    options: Partial<MirrorStateOptions> = {},
+  ) {
+    this.options = { nodeOfflineMs: DEFAULT_NODE_OFFLINE_SECONDS * 1000, isStreaming: () => false, ...options };
+  }
 
   private volatileOf(mirrorId: string) {
     let v = this.volatile.get(mirrorId);
@@ -121,8 +159,25 @@ export class MirrorState {
     this.volatile.delete(mirrorId);
   }
 
-  sshUrlBase(mirrorId: string): SshUrlBase | undefined {
-    return this.volatile.get(mirrorId)?.sshUrlBase;
+  /** The farm's nodes in contact and in its active set, for the node's own /status (answered to each report). */
+  async farmOf(mirrorId: string): Promise<FarmView> {
+    const rows = await this.db.selectFrom('mirror_nodes').select(['node_id', 'state', 'last_seen_at']).where('mirror_id', '=', mirrorId).execute();
+    const now = Date.now();
+    const members = rows.filter((n) => now - Number(n.last_seen_at) <= this.options.nodeOfflineMs);
+    const active = members.filter((n) => nodeRole({ evicted: n.state === EVICTED, streaming: this.options.isStreaming(mirrorId, n.node_id) }) === 'ACTIVE');
+    return { memberCount: members.length, activeCount: active.length };
+  }
+
+  /** This node's role in its farm, as the coordinator sees it. */
+  async roleOf(mirrorId: string, nodeId: string): Promise<FarmNodeRole> {
+    const row = await this.db.selectFrom('mirror_nodes').select('state').where('mirror_id', '=', mirrorId).where('node_id', '=', nodeId).executeTakeFirst();
+    return nodeRole({ evicted: row?.state === EVICTED, streaming: this.options.isStreaming(mirrorId, nodeId) });
+  }
+
+  /** Nodes in contact per active mirror, and those in its active set: the farm size metrics. */
+  async farmSizes(): Promise<Array<{ mirrorId: string } & FarmView>> {
+    const mirrors = await this.db.selectFrom('mirrors').select('id').where('state', '=', 'ACTIVE').execute();
+    return Promise.all(mirrors.map(async (m) => ({ mirrorId: m.id, ...(await this.farmOf(m.id)) })));
   }
 
   /**
@@ -166,7 +221,6 @@ export class MirrorState {
    */
   async applyReport(mirror: Mirror, nodeId: string, report: NodeReport, streaming: boolean): Promise<SyncedRepository[]> {
     const v = this.volatileOf(mirror.id);
-    if (report.sshUrlBase) v.sshUrlBase = report.sshUrlBase;
     if (report.state) v.reportedState.set(nodeId, report.state);
     if (report.upstream?.lastOutage) v.outages.set(nodeId, report.upstream.lastOutage);
     const now = Date.now();
@@ -181,6 +235,7 @@ export class MirrorState {
           ...(report.cursor !== undefined ? { cursor: report.cursor } : {}),
           ...(report.lagSeconds !== undefined ? { lag_seconds: report.lagSeconds } : {}),
           ...(report.baseUrl !== undefined ? { base_url: report.baseUrl } : {}),
+          ...(report.version !== undefined ? { version: report.version } : {}),
           // A node that says it serves the primary's state again rejoins the active set.
           ...(report.state === 'READY' ? { state: streaming ? 'CONNECTED' : 'DISCONNECTED' } : {}),
         })
@@ -330,33 +385,62 @@ export class MirrorState {
     const ids = mirrors.map((m) => m.id);
     const nodeRows = await this.db.selectFrom('mirror_nodes').selectAll().where('mirror_id', 'in', ids).orderBy('node_id').execute();
     const selection = await this.db.selectFrom('mirror_projects').select(['mirror_id', 'project_id']).where('mirror_id', 'in', ids).orderBy('project_id').execute();
+    const now = Date.now();
     for (const mirror of mirrors) {
       const nodes = nodeRows.filter((n) => n.mirror_id === mirror.id);
       const reported = this.volatile.get(mirror.id)?.reportedState;
       const outages = this.volatile.get(mirror.id)?.outages;
-      const nodeViews: NodeView[] = nodes.map((n) => ({
-        id: n.node_id,
-        state: n.state,
-        ...(reported?.has(n.node_id) ? { reportedState: reported.get(n.node_id)! } : {}),
-        lastSeenDate: new Date(Number(n.last_seen_at)).toISOString(),
-        cursor: Number(n.cursor),
-        lagSeconds: n.lag_seconds,
-        ...(outages?.has(n.node_id) ? { lastUpstreamOutage: outages.get(n.node_id)! } : {}),
-      }));
-      const live = nodes.filter((n) => n.state !== EVICTED && Number(n.last_seen_at) >= Date.now() - NODE_STALE_MS);
+      const live = nodes.filter((n) => n.state !== EVICTED && Number(n.last_seen_at) >= now - NODE_STALE_MS);
       const lags = live.map((n) => n.lag_seconds).filter((l): l is number => l !== null);
       const active = live.length;
       const repositories = mirror.state === 'ACTIVE' ? await this.repositoryCounts(mirror, active) : { total: 0, synced: 0, failing: [] };
-      const ssh = this.sshUrlBase(mirror.id);
+      const perNode = mirror.state === 'ACTIVE' ? await this.nodeCounts(mirror) : new Map<string, { synced: number; failing: number }>();
+      const nodeViews: NodeView[] = nodes.map((n) => {
+        const counts = perNode.get(n.node_id) ?? { synced: 0, failing: 0 };
+        const streaming = this.options.isStreaming(mirror.id, n.node_id);
+        const facts = { lastSeenAt: Number(n.last_seen_at), evicted: n.state === EVICTED, streaming, failing: counts.failing, ...(reported?.has(n.node_id) ? { reportedState: reported.get(n.node_id)! } : {}) };
+        return {
+          id: n.node_id,
+          state: nodeState(facts, this.options.nodeOfflineMs, now),
+          role: nodeRole(facts),
+          connection: streaming ? 'CONNECTED' : 'DISCONNECTED',
+          ...(facts.reportedState !== undefined ? { reportedState: facts.reportedState } : {}),
+          lastSeenDate: new Date(Number(n.last_seen_at)).toISOString(),
+          cursor: Number(n.cursor),
+          lagSeconds: n.lag_seconds,
+          version: n.version,
+          repositories: { synced: counts.synced, total: repositories.total, failing: counts.failing },
+          ...(outages?.has(n.node_id) ? { lastUpstreamOutage: outages.get(n.node_id)! } : {}),
+        };
+      });
+      const members = nodeViews.filter((n) => n.state !== 'OFFLINE');
+      const ssh = farmSshUrlBase(mirror);
+      const hostKeys = farmHostKeys(mirror);
       out.set(mirror.id, {
         projectIds: selection.filter((s) => s.mirror_id === mirror.id).map((s) => s.project_id),
         nodes: nodeViews,
         lagSeconds: lags.length ? Math.max(...lags) : null,
         repositories,
+        farm: { memberCount: members.length, activeCount: members.filter((n) => n.role === 'ACTIVE').length },
         ...(ssh ? { sshUrlBase: ssh } : {}),
+        ...(hostKeys ? { sshHostKeys: hostKeys.map((k) => ({ algorithm: k.split(' ')[0]!, fingerprint: hostKeyFingerprint(k), publicKey: k })) } : {}),
       });
     }
     return out;
+  }
+
+  /** Per node of the mirror: repositories it has at the primary's current state, and those failing on it. */
+  private async nodeCounts(mirror: Mirror): Promise<Map<string, { synced: number; failing: number }>> {
+    const carried = mirror.mirroring_mode === 'ALL_PROJECTS' ? sql`1 = 1` : sql`r.project_id in (select project_id from mirror_projects where mirror_id = ${mirror.id})`;
+    const rows = await sql<{ node_id: string; synced: number; failing: number }>`
+      select s.node_id as node_id,
+        sum(case when s.status = 'SYNCED' and s.ref_state_hash = r.ref_state_hash then 1 else 0 end) as synced,
+        sum(case when s.status = 'FAILED' then 1 else 0 end) as failing
+      from mirror_repo_states s
+      join repositories r on r.id = s.repository_id
+      where s.mirror_id = ${mirror.id} and ${carried}
+      group by s.node_id`.execute(this.db);
+    return new Map(rows.rows.map((r) => [r.node_id, { synced: Number(r.synced ?? 0), failing: Number(r.failing ?? 0) }]));
   }
 
   private async repositoryCounts(mirror: Mirror, activeNodes: number): Promise<MirrorDetails['repositories']> {

@@ -8,6 +8,9 @@ import { claimedMirrorId, keyBlob, mirrorIdFor, ReplayGuard, verifyMirrorToken }
 import { fingerprintOf } from '../domain/users.js';
 import type { Db } from '../store/database.js';
 import type { Mirror } from '../store/tables.js';
+import { checkIdentity, farmSshUrlBase, initialIdentity } from './farm-identity.js';
+import type { SshUrlBase } from './mirror-state.js';
+import { DEFAULT_NODE_OFFLINE_SECONDS } from './node-status.js';
 
 export type MirroringMode = 'ALL_PROJECTS' | 'SELECTED_PROJECTS';
 
@@ -16,6 +19,10 @@ export interface RegistrationRequest {
   baseUrl: string;
   publicKey: string;
   productVersion: string;
+  /** The node's SSH host keys (OpenSSH public keys); absent from nodes that do not tell. */
+  sshHostKeys?: string[];
+  /** Where the node's SSH clone URLs point. */
+  sshUrlBase?: SshUrlBase;
 }
 
 export interface AuthenticatedMirror {
@@ -33,6 +40,7 @@ export class MirrorRegistry {
     private readonly events: EventLog,
     /** The primary's base URL: the audience every mirror token must name. */
     private readonly audience: () => string,
+    private readonly options: { nodeOfflineMs: number } = { nodeOfflineMs: DEFAULT_NODE_OFFLINE_SECONDS * 1000 },
   ) {}
 
   async get(id: string): Promise<Mirror | undefined> {
@@ -50,37 +58,64 @@ export class MirrorRegistry {
   }
 
   /**
-   * A mirror asks to be authorized. Idempotent for a pending or active mirror (a restart or a second farm node
-   * asks again); a rejected or deleted mirror starts a new request.
+   * A mirror node asks to be authorized. Idempotent for a pending or active mirror (a restart or a second farm
+   * node asks again), as long as the node presents its farm's identity (farm-identity.ts); a rejected or
+   * deleted mirror starts a new request.
    */
   async register(request: RegistrationRequest, token: string): Promise<Mirror> {
     const id = mirrorIdFor(request.publicKey);
     // Proof of possession: the request must be signed by the key it registers.
-    await verifyMirrorToken(token, request.publicKey, this.audience(), this.replay);
+    const { nodeId } = await verifyMirrorToken(token, request.publicKey, this.audience(), this.replay);
     if (!/^https:\/\//.test(request.baseUrl)) throw Errors.invalid('The mirror base URL must be an https:// URL.');
-    const existing = await this.get(id);
-    if (existing && (existing.state === 'PENDING' || existing.state === 'ACTIVE')) {
-      await this.db
+    const node = { nodeId, baseUrl: request.baseUrl.replace(/\/+$/, ''), ...(request.sshHostKeys ? { sshHostKeys: request.sshHostKeys } : {}), ...(request.sshUrlBase ? { sshUrlBase: request.sshUrlBase } : {}) };
+    const now = Date.now();
+    // One transaction: two nodes of a new farm registering at once cannot both fix the farm's identity.
+    const refreshed = await this.db.transaction().execute(async (trx) => {
+      const existing = await trx.selectFrom('mirrors').selectAll().where('id', '=', id).executeTakeFirst();
+      if (!existing || (existing.state !== 'PENDING' && existing.state !== 'ACTIVE')) return undefined;
+      // Other nodes of the farm in contact are what a node must agree with.
+      const others = await trx
+        .selectFrom('mirror_nodes')
+        .select('node_id')
+        .where('mirror_id', '=', id)
+        .where('node_id', '!=', nodeId)
+        .where('last_seen_at', '>=', now - this.options.nodeOfflineMs)
+        .executeTakeFirst();
+      const identity = checkIdentity(existing, node, others !== undefined, now);
+      await trx
         .updateTable('mirrors')
-        .set({ name: request.name, base_url: request.baseUrl.replace(/\/+$/, ''), product_version: request.productVersion, last_seen_at: Date.now() })
+        .set({ name: request.name, product_version: request.productVersion, last_seen_at: now, ...identity })
         .where('id', '=', id)
         .execute();
-      return this.require(id);
-    }
-    const now = Date.now();
+      return trx.selectFrom('mirrors').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+    });
+    if (refreshed) return refreshed;
+    // A new mirror: a base URL is one mirror's. Another key behind the same URL is a farm node with the wrong key.
+    const publicKey = request.publicKey.trim().split(/\s+/).slice(0, 2).join(' ');
+    const fingerprint = fingerprintOf(keyBlob(request.publicKey));
+    const other = await this.db
+      .selectFrom('mirrors')
+      .selectAll()
+      .where('base_url', '=', node.baseUrl)
+      .where('state', 'in', ['PENDING', 'ACTIVE'])
+      .where('id', '!=', id)
+      .executeTakeFirst();
+    if (other) throw Errors.mirrorIdentityMismatch(node.baseUrl, id, fingerprint, other.id, other.fingerprint);
+    const existing = await this.get(id);
     return this.events.transact(async (trx) => {
       const row = {
         id,
         name: request.name,
-        base_url: request.baseUrl.replace(/\/+$/, ''),
-        public_key: request.publicKey.trim().split(/\s+/).slice(0, 2).join(' '),
-        fingerprint: fingerprintOf(keyBlob(request.publicKey)),
+        base_url: node.baseUrl,
+        public_key: publicKey,
+        fingerprint,
         product_version: request.productVersion,
         state: 'PENDING' as const,
         mirroring_mode: 'SELECTED_PROJECTS' as const,
         created_at: now,
         updated_at: now,
         last_seen_at: now,
+        ...initialIdentity(node, now),
       };
       if (existing) {
         await trx.updateTable('mirrors').set(row).where('id', '=', id).execute();
@@ -90,6 +125,30 @@ export class MirrorRegistry {
       }
       return { result: { ...row }, events: [{ type: 'mirror.requested', data: { mirrorId: id, name: row.name, baseUrl: row.base_url, fingerprint: row.fingerprint } }] };
     });
+  }
+
+  /**
+   * Opens the farm's identity again (an administrator rotates the host keys or moves the farm): the next node to
+   * register fixes it. Running nodes are not affected; clone links keep the current base URL until then.
+   */
+  async resetIdentity(id: string): Promise<Mirror> {
+    const mirror = await this.require(id);
+    if (mirror.state !== 'PENDING' && mirror.state !== 'ACTIVE') throw Errors.conflict(`Mirror ${id} is ${mirror.state}; it has no farm identity to reset.`);
+    await this.db
+      .updateTable('mirrors')
+      .set({ ssh_host_keys: null, ssh_url_base: null, identity_fixed_at: null, identity_node_id: null, updated_at: Date.now() })
+      .where('id', '=', id)
+      .execute();
+    return this.require(id);
+  }
+
+  /**
+   * A node reported where its SSH clone URLs point. Kept only when the farm's identity is fixed without one (its
+   * first node did not say, e.g. an older version); otherwise the farm's stays, whatever a node reports.
+   */
+  async adoptSshUrlBase(mirror: Mirror, base: SshUrlBase): Promise<void> {
+    if (mirror.identity_fixed_at === null || farmSshUrlBase(mirror)) return;
+    await this.db.updateTable('mirrors').set({ ssh_url_base: JSON.stringify(base) }).where('id', '=', mirror.id).where('ssh_url_base', 'is', null).execute();
   }
 
   async accept(id: string, mode: MirroringMode, projectIds: number[]): Promise<Mirror> {

@@ -8,6 +8,7 @@ import { DEFAULT_PREPARE_TIMEOUT_MS, PublishCoordinator } from './coordinator.js
 import { DelegatedAuth } from './delegated-auth.js';
 import { MirroringMetrics } from './metrics.js';
 import { MirrorState } from './mirror-state.js';
+import { DEFAULT_NODE_OFFLINE_SECONDS } from './node-status.js';
 import { MirrorRegistry } from './mirrors.js';
 import { DEFAULT_STREAM_OPTIONS, StreamHub, type StreamOptions } from './streams.js';
 import { WebhookNotifier } from './webhook.js';
@@ -34,18 +35,26 @@ export interface Mirroring {
 export async function attachMirroring(app: FastifyInstance, context: AppContext, options: MirroringOptions = {}): Promise<Mirroring> {
   const log = context.log.child({ component: 'mirroring' });
   const { config } = context;
-  const metrics = new MirroringMetrics(context.metrics.registry);
   // Tokens name the primary's public base URL as their audience; it is known once the listener is up.
   const registry = options.registry ?? new MirrorRegistry(context.db, context.events, () => context.urls.base());
-  const state = new MirrorState(context.db);
-  const streams = new StreamHub(context.events, registry, state, log, metrics, { ...DEFAULT_STREAM_OPTIONS, ...options.stream });
+  // The stream hub (made below, from this state) is only asked once requests arrive.
+  const state: MirrorState = new MirrorState(context.db, {
+    nodeOfflineMs: (config.mirroring?.nodeOfflineSeconds ?? DEFAULT_NODE_OFFLINE_SECONDS) * 1000,
+    isStreaming: (mirrorId: string, nodeId: string): boolean => streams.isStreaming(mirrorId, nodeId),
+  });
+  const metrics = new MirroringMetrics(context.metrics.registry, state);
+  const streams: StreamHub = new StreamHub(context.events, registry, state, log, metrics, { ...DEFAULT_STREAM_OPTIONS, ...options.stream });
+  const prepareTimeoutMs = options.prepareTimeoutMs ?? (config.mirroring?.prepareTimeoutSeconds ? config.mirroring.prepareTimeoutSeconds * 1000 : DEFAULT_PREPARE_TIMEOUT_MS);
   const coordinator = new PublishCoordinator(
     streams,
     state,
     log,
-    { prepareTimeoutMs: options.prepareTimeoutMs ?? DEFAULT_PREPARE_TIMEOUT_MS },
-    () => metrics.commits.inc({ outcome: 'committed' }),
-    (_mirrorId, nodes) => metrics.evictions.inc(nodes.length),
+    { prepareTimeoutMs },
+    (mirrorId, repositoryId) => {
+      metrics.commits.inc({ outcome: 'committed' });
+      metrics.committed(mirrorId, repositoryId);
+    },
+    (mirrorId, nodes) => metrics.evictions.inc({ mirror_id: mirrorId }, nodes.length),
   );
   streams.onNodesChanged((mirrorId) => {
     coordinator.recheck(mirrorId).catch((err: Error) => log.error({ err, mirrorId }, 'two-phase publish: recheck after a node change failed'));
@@ -55,6 +64,7 @@ export async function attachMirroring(app: FastifyInstance, context: AppContext,
       if ((event.type === 'mirror.deleted' || event.type === 'mirror.rejected') && typeof event.mirrorId === 'string') {
         coordinator.forget(event.mirrorId);
         state.forget(event.mirrorId);
+        metrics.rounds.forget(event.mirrorId);
       }
     }
   });
@@ -68,6 +78,7 @@ export async function attachMirroring(app: FastifyInstance, context: AppContext,
     streams,
     coordinator,
     delegatedAuth: new DelegatedAuth(context.db, context.authenticator, context.users, context.permissions),
+    rounds: metrics.rounds,
     onSynchronized: (mirror, repositories) => {
       for (const repo of repositories) {
         log.info({ mirrorId: mirror.id, repositoryId: repo.id, refStateHash: repo.refStateHash }, 'mirror has the repository in sync');

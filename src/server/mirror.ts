@@ -153,7 +153,9 @@ export async function startMirror(config: Config, log: Logger): Promise<RunningM
     mirrorMetrics,
     (result) => controller?.onSyncResult(result),
   );
-  controller = new MirrorController({ config, identity, upstream, catalog, engine, auth, metrics: mirrorMetrics, log: log.child({ component: 'mirror' }), instanceId, ownSshBase, health });
+  // Asked only once the controller starts, after the SSH server below is listening.
+  const ownSshHostKeys = () => ssh?.hostPublicKeys() ?? [];
+  controller = new MirrorController({ config, identity, upstream, catalog, engine, auth, metrics: mirrorMetrics, log: log.child({ component: 'mirror' }), instanceId, ownSshBase, ownSshHostKeys, health });
 
   const app = createHttpApp(config, log, metrics);
   app.get('/status', async () => {
@@ -172,6 +174,8 @@ export async function startMirror(config: Config, log: Logger): Promise<RunningM
       upstream: { url: upstreamUrl, ...health.view() },
       lagSeconds: Math.round(controller!.lagSeconds() * 10) / 10,
       progress: { synced: progress.synced, total: progress.total },
+      // The farm as the primary last answered this node's report: members in contact, active ones, this node's role.
+      ...(controller!.farm ? { farm: controller!.farm } : {}),
       failingRepositories: progress.failing,
       ...(error ? { error } : {}),
       ...(controller!.primary?.baseUrlWarning ? { warnings: [controller!.primary.baseUrlWarning] } : {}),

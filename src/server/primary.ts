@@ -24,6 +24,7 @@ import { Metrics } from '../obs/metrics.js';
 import { openDatabase } from '../store/database.js';
 import { GitService, type AccessResolver } from '../transport/git-service.js';
 import { MirrorRegistry } from '../primary/mirrors.js';
+import { DEFAULT_NODE_OFFLINE_SECONDS } from '../primary/node-status.js';
 import { registerSmartHttp } from '../transport/http/smart-http.js';
 import { attachMirroring } from '../primary/wire.js';
 import { SshServer, type SshKeyResolver } from '../transport/ssh/ssh-server.js';
@@ -70,7 +71,7 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
   if (reconciled) log.warn({ repositories: reconciled }, 'recorded ref changes of pushes interrupted by the previous shutdown');
   // Mirror keys fetch over SSH; the registry decides which projects they may read.
   let baseUrl = config.baseUrl ?? '';
-  const mirrors = new MirrorRegistry(db, events, () => baseUrl);
+  const mirrors = new MirrorRegistry(db, events, () => baseUrl, { nodeOfflineMs: (config.mirroring?.nodeOfflineSeconds ?? DEFAULT_NODE_OFFLINE_SECONDS) * 1000 });
   const access: AccessResolver = {
     async repositoryResource(principal, project, repo) {
       if (principal.kind !== 'mirror') return permissions.repositoryResource(principal, project, repo);

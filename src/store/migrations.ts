@@ -203,4 +203,18 @@ export const migrations: Record<string, Migration> = {
       await db.schema.createIndex('group_permissions_repository').on('group_permissions').column('repository_id').execute();
     },
   },
+  '0005_farm_identity': {
+    async up(db: Kysely<unknown>) {
+      // A farm is one identity: the SSH host keys and SSH URL its first node presented, persisted so that every
+      // node registering later is checked against them (and so clone links survive a restart of the primary).
+      // identity_fixed_at is null until a node fixed them, and again after an administrator reset them;
+      // identity_node_id is the node that fixed them (alone in its farm, it may change them: a single mirror moving).
+      await db.schema.alterTable('mirrors').addColumn('ssh_host_keys', 'text').execute();
+      await db.schema.alterTable('mirrors').addColumn('ssh_url_base', 'text').execute();
+      await db.schema.alterTable('mirrors').addColumn('identity_fixed_at', 'bigint').execute();
+      await db.schema.alterTable('mirrors').addColumn('identity_node_id', 'text').execute();
+      // The version each node runs, as it last reported it.
+      await db.schema.alterTable('mirror_nodes').addColumn('version', 'text').execute();
+    },
+  },
 };

@@ -116,6 +116,14 @@ export interface MirrorsTable {
   created_at: number;
   updated_at: number;
   last_seen_at: number | null;
+  /** JSON array of the farm's OpenSSH public host keys ("ssh-ed25519 AAAA..."); null while not known. */
+  ssh_host_keys: ColumnType<string | null, string | null | undefined, string | null>;
+  /** JSON {host, port}: where the farm's SSH clone URLs point; null while not known. */
+  ssh_url_base: ColumnType<string | null, string | null | undefined, string | null>;
+  /** When the farm's identity (baseUrl, host keys, SSH URL) was fixed by a registering node; null = the next one fixes it. */
+  identity_fixed_at: ColumnType<number | null, number | null | undefined, number | null>;
+  /** The node that fixed the identity: while no other node of the farm is in contact, it may change it. */
+  identity_node_id: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface MirrorProjectsTable {
@@ -131,6 +139,7 @@ export interface MirrorNodesTable {
   lag_seconds: number | null;
   state: string;
   last_seen_at: number;
+  version: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface MirrorRepoStatesTable {

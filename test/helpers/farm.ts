@@ -12,11 +12,15 @@ import { tempDir } from './tmp.js';
 
 export interface Farm {
   balancer: Balancer;
+  /** The farm's shared identity key and SSH host key directory (what a Kubernetes Secret would hold). */
+  keyFile: string;
+  hostKeyDir: string;
   /** Live nodes by name (node-0, node-1, ...). */
   nodes: Map<string, TestServer>;
   /** Clone URLs through the balancer. */
   httpUrl(project: string, slug: string): string;
   sshUrl(project: string, slug: string): string;
+  /** Starts one more node; `env` overrides its environment (e.g. a foreign MIRRORFARM_SSH_HOST_KEY_DIR). */
   addNode(env?: Record<string, string>): Promise<string>;
   /** SIGTERM (graceful) or SIGKILL. */
   stopNode(name: string, signal?: 'SIGTERM' | 'SIGKILL'): Promise<void>;
@@ -35,7 +39,8 @@ export interface FarmOptions {
   probeIntervalMs?: number;
 }
 
-async function sharedKeys(): Promise<{ keyFile: string; hostKeyDir: string }> {
+/** A fresh identity key and SSH host key directory, as one farm shares them (also for a node given the wrong ones). */
+export async function farmSecrets(): Promise<{ keyFile: string; hostKeyDir: string }> {
   const dir = tempDir('mf-farm-secret-');
   const hostKeyDir = join(dir, 'ssh');
   mkdirSync(hostKeyDir, { mode: 0o700 });
@@ -49,7 +54,7 @@ async function sharedKeys(): Promise<{ keyFile: string; hostKeyDir: string }> {
 }
 
 export async function startFarm(primary: TestServer, options: FarmOptions): Promise<Farm> {
-  const { keyFile, hostKeyDir } = await sharedKeys();
+  const { keyFile, hostKeyDir } = await farmSecrets();
   const balancer = await startBalancer({ tlsCert: primary.ca.tlsCert, tlsKey: primary.ca.tlsKey, caFile: primary.ca.caCert }, []);
   const nodes = new Map<string, TestServer>();
   const homes = new Map<string, string>();
@@ -81,7 +86,8 @@ export async function startFarm(primary: TestServer, options: FarmOptions): Prom
     const ready: string[] = [];
     await Promise.all(
       [...nodes].map(async ([name, node]) => {
-        const answer = await mirrorGet(node, '/ready').catch(() => ({ status: 0 }));
+        // A timeout, like a readinessProbe's: a node that hangs (SIGSTOP) must not stall the loop.
+        const answer = await mirrorGet(node, '/ready', 1000).catch(() => ({ status: 0 }));
         if (answer.status === 200) ready.push(name);
       }),
     );
@@ -97,6 +103,8 @@ export async function startFarm(primary: TestServer, options: FarmOptions): Prom
 
   const farm: Farm = {
     balancer,
+    keyFile,
+    hostKeyDir,
     nodes,
     httpUrl: (project, slug) => `${balancer.baseUrl}/scm/${project}/${slug}.git`,
     sshUrl: (project, slug) => `ssh://git@localhost:${balancer.sshPort}/${project.toLowerCase()}/${slug}.git`,

@@ -14,14 +14,15 @@ export interface MirrorStatus {
 }
 
 /** GET a mirror's unauthenticated JSON endpoint (/status, /ready). */
-export function mirrorGet<T = MirrorStatus>(mirror: TestServer, path: string): Promise<{ status: number; body: T }> {
+export function mirrorGet<T = MirrorStatus>(mirror: TestServer, path: string, timeoutMs?: number): Promise<{ status: number; body: T }> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port: mirror.httpPort, path, ca: readFileSync(mirror.ca.caCert) }, (res) => {
+    const req = request({ host: '127.0.0.1', port: mirror.httpPort, path, ca: readFileSync(mirror.ca.caCert), ...(timeoutMs ? { timeout: timeoutMs } : {}) }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as T }));
     });
     req.on('error', reject);
+    req.on('timeout', () => req.destroy(new Error(`GET ${path} timed out after ${timeoutMs} ms`)));
     req.end();
   });
 }

@@ -389,7 +389,11 @@ describe('primary mirroring', () => {
     assert.deepEqual(commit.data, { repositoryId: ids.app, refStateHash: app.refStateHash });
     assert.equal(commit.id, undefined, 'control messages do not move the cursor');
     const servers = await api(server, 'GET', `${M}/mirrorServers/${farmId}`);
-    assert.deepEqual([servers.body.mirrorType, servers.body.nodes.map((n: Json) => [n.id, n.state])], ['FARM', [['a', 'CONNECTED'], ['b', 'CONNECTED']]]);
+    assert.deepEqual(
+      [servers.body.mirrorType, servers.body.nodes.map((n: Json) => [n.id, n.connection, n.role])],
+      ['FARM', [['a', 'CONNECTED', 'ACTIVE'], ['b', 'CONNECTED', 'ACTIVE']]],
+    );
+    assert.deepEqual(servers.body.farm, { memberCount: 2, activeCount: 2 });
     streamA.close();
     streamB.close();
     assert.equal((await api(server, 'DELETE', `${M}/mirrorServers/${farmId}`)).status, 204);
@@ -454,7 +458,8 @@ describe('primary mirroring', () => {
         { id: ids.secret, status: 'SYNCED', refStateHash: 'v1:' + '0'.repeat(64) },
       ],
     });
-    assert.equal(report.status, 204, report.text);
+    assert.equal(report.status, 200, report.text);
+    assert.deepEqual(report.body, { farm: { memberCount: 1, activeCount: 0, role: 'STANDBY' } }, 'no event stream: not waited for');
     const listed = await mirrorsOf(ids.app);
     assert.equal(listed.body.values.length, 1, listed.text);
     const entry = listed.body.values[0];

@@ -126,7 +126,9 @@ export function registerAdminRoutes(app: FastifyInstance, context: AppContext, s
       schema: {
         tags: TAGS,
         summary: 'Get mirrors',
-        description: 'System administrators. Authorized mirrors with their nodes, last contact, lag, and how many of their repositories are in sync or failing.',
+        description:
+          'System administrators. Authorized mirrors (farms) with their nodes (state, role, last contact, lag, version, repositories in sync), the farm\'s size, its ' +
+          'SSH host keys, and how many of its repositories are in sync or failing.',
         querystring: PageQuery,
         response: { 200: Paged(MirrorServerDetailsJson, 'A page of mirror servers.'), ...errorResponses },
       },
@@ -187,6 +189,28 @@ export function registerAdminRoutes(app: FastifyInstance, context: AppContext, s
       await requireSysadmin(request);
       await registry.remove(normalizeId(request.params.mirrorId));
       return reply.status(204).send();
+    },
+  );
+
+  app.delete<{ Params: MirrorIdParams }>(
+    `${PREFIX}/mirrorServers/:mirrorId/farmIdentity`,
+    {
+      schema: {
+        tags: TAGS,
+        summary: "Reset a farm's identity",
+        description:
+          "System administrators. Forgets the farm's SSH host keys and SSH URL, and lets the next node that registers (each node does when it starts) fix them and " +
+          'the base URL again: do it before restarting the nodes with rotated host keys (ssh.hostKeyDir) or a new baseUrl. Running nodes are not affected, ' +
+          'and clone links keep the current base URL until then.',
+        params: MirrorIdParams,
+        response: { 200: MirrorServerDetailsJson, ...errorResponses },
+      },
+    },
+    async (request) => {
+      await requireSysadmin(request);
+      const mirror = await registry.resetIdentity(normalizeId(request.params.mirrorId));
+      request.log.info({ mirrorId: mirror.id }, "mirror farm identity reset: the next node to register fixes it");
+      return one(mirror);
     },
   );
 

@@ -3,6 +3,7 @@ import type { FastifyRequest } from 'fastify';
 import type { Principal } from '../../access/authorize.js';
 import type { PublishCoordinator } from '../../primary/coordinator.js';
 import type { DelegatedAuth } from '../../primary/delegated-auth.js';
+import type { PublishRounds } from '../../primary/metrics.js';
 import type { MirrorState, SyncedRepository } from '../../primary/mirror-state.js';
 import type { MirrorRegistry } from '../../primary/mirrors.js';
 import type { StreamHub } from '../../primary/streams.js';
@@ -20,6 +21,8 @@ export interface MirroringServices {
   delegatedAuth: DelegatedAuth;
   /** Called when a report brought repositories in sync on a whole mirror (webhook). */
   onSynchronized?: (mirror: Mirror, repositories: SyncedRepository[]) => void;
+  /** Publish rounds in progress, for the prepare-to-commit metrics. */
+  rounds?: PublishRounds;
   /** Largest accepted `report` body: a full report of a large mirror is bigger than ordinary REST bodies. */
   maxReportBytes?: number;
 }

@@ -58,12 +58,32 @@ export const UpstreamOutageJson = Type.Object(
 
 const NodeJson = Type.Object({
   id: Type.String(),
-  state: Type.String({ description: 'CONNECTED (holds an event stream), DISCONNECTED, or OUT_OF_SYNC (evicted until it reports READY).' }),
-  reportedState: Type.Optional(Type.String({ description: 'What the node last reported about itself (READY, ...).' })),
-  lastSeenDate: Type.String({ format: 'date-time' }),
+  state: Type.Union([Type.Literal('SYNCHRONIZING'), Type.Literal('SYNCHRONIZED'), Type.Literal('OUT_OF_SYNC'), Type.Literal('EVICTED'), Type.Literal('OFFLINE')], {
+    description:
+      'SYNCHRONIZED (serves the primary\'s state), SYNCHRONIZING (catching up), OUT_OF_SYNC (repositories fail on it, or it reports an error), ' +
+      'EVICTED (did not prepare a change in time; out of the active set until in sync), OFFLINE (no contact for mirroring.nodeOfflineSeconds).',
+  }),
+  role: Type.Union([Type.Literal('ACTIVE'), Type.Literal('STANDBY'), Type.Literal('EVICTED')], {
+    description: 'ACTIVE: every change waits for this node (it holds an event stream and is not evicted); STANDBY: no event stream right now; EVICTED.',
+  }),
+  connection: Type.Union([Type.Literal('CONNECTED'), Type.Literal('DISCONNECTED')], { description: 'CONNECTED while the node holds an event stream.' }),
+  reportedState: Type.Optional(Type.String({ description: 'What the node last reported about itself (SYNCHRONIZED, SYNCHRONIZING, ERROR, ...).' })),
+  lastSeenDate: Type.String({ format: 'date-time', description: 'Last contact: a report, a call, or a ping on its stream.' }),
   cursor: Type.Integer({ description: 'The last event id the node has applied.' }),
   lagSeconds: Nullable(Type.Number()),
+  version: Nullable(Type.String({ description: 'The mirrorfarm version the node runs, as it last reported.' })),
+  repositories: Type.Object({
+    synced: Type.Integer({ description: "Repositories this node last reported at the primary's current ref-state hash." }),
+    total: Type.Integer({ description: 'Repositories the mirror carries.' }),
+    failing: Type.Integer({ description: 'Repositories whose last sync failed on this node (listed in the mirror\'s repositories.failing).' }),
+  }),
   lastUpstreamOutage: Type.Optional(UpstreamOutageJson),
+});
+
+const HostKeyJson = Type.Object({
+  algorithm: Type.String({ examples: ['ssh-ed25519'] }),
+  fingerprint: Type.String({ description: 'SHA256 fingerprint, as ssh-keygen -lf prints it.' }),
+  publicKey: Type.String({ description: 'OpenSSH public key: a known_hosts line for the farm is "HOST KEY".' }),
 });
 
 export const MirrorServerDetailsJson = Type.Composite(
@@ -82,13 +102,28 @@ export const MirrorServerDetailsJson = Type.Composite(
         synced: Type.Integer({ description: "Repositories every live node (not evicted, seen in the last 10 minutes) reported at the primary's current ref-state hash." }),
         failing: Type.Array(Type.Object({ id: Type.Integer(), projectKey: Type.String(), slug: Type.String(), error: Type.String(), nodeId: Type.String() })),
       }),
+      farm: Type.Object({
+        memberCount: Type.Integer({ description: 'Nodes in contact (not OFFLINE).' }),
+        activeCount: Type.Integer({ description: 'Nodes in contact that every change waits for (role ACTIVE).' }),
+      }),
       sshUrlBase: Type.Optional(SshUrlBase),
+      sshHostKeys: Type.Optional(
+        Type.Array(HostKeyJson, { description: "The farm's SSH host keys, as its first node presented them; every node must present the same. Absent until a node registered, and after a reset (DELETE .../farmIdentity)." }),
+      ),
     }),
   ],
   { description: "Bitbucket's RestMirrorServer with the mirror's selection, nodes and synchronization state." },
 );
 
 export const RegistrationJson = Type.Composite([MirrorServerJson, Type.Object({ state: MirrorState, mirroringMode: MirroringMode, publicKeyFingerprint: Type.String() })]);
+
+export const ReportAnswerJson = Type.Object({
+  farm: Type.Object({
+    memberCount: Type.Integer({ description: 'Nodes of this farm in contact with the primary (this one included).' }),
+    activeCount: Type.Integer({ description: 'Of those, the nodes every change waits for.' }),
+    role: Type.Union([Type.Literal('ACTIVE'), Type.Literal('STANDBY'), Type.Literal('EVICTED')], { description: "This node's role, as in mirrorServers/{id} nodes[].role." }),
+  }),
+});
 
 export const SelfJson = Type.Object({ id: Type.String(), state: MirrorState, mirroringMode: MirroringMode, projectIds: Type.Array(Type.Integer()) });
 
@@ -188,6 +223,8 @@ export function mirrorServerDetailsJson(urls: AppContext['urls'], m: Mirror, det
     nodes: details.nodes,
     lagSeconds: details.lagSeconds,
     repositories: details.repositories,
+    farm: details.farm,
     ...(details.sshUrlBase ? { sshUrlBase: details.sshUrlBase } : {}),
+    ...(details.sshHostKeys ? { sshHostKeys: details.sshHostKeys } : {}),
   };
 }

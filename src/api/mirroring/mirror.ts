@@ -11,17 +11,29 @@ import type { AppContext } from '../../server/context.js';
 import type { Mirror } from '../../store/tables.js';
 import { errorResponses } from '../json.js';
 import { PREFIX, TAGS, type MirroringServices } from './common.js';
-import { AuthenticateJson, RegistrationJson, mirrorServerJson, SelfJson, SnapshotJson, UpstreamOutageJson } from './json.js';
+import { AuthenticateJson, RegistrationJson, ReportAnswerJson, mirrorServerJson, SelfJson, SnapshotJson, UpstreamOutageJson } from './json.js';
 
 /** Unanswered registration requests kept at most, so that throwaway keys cannot flood the administrators' list. */
 export const MAX_PENDING_REQUESTS = 100;
 const DEFAULT_MAX_REPORT_BYTES = 32 * 1024 * 1024;
+
+const SshUrlBaseBody = Type.Object(
+  { host: Type.String({ minLength: 1, maxLength: 255 }), port: Type.Integer({ minimum: 1, maximum: 65535 }) },
+  { description: 'Where the node\'s SSH clone URLs point (ssh.publicHost and ssh.publicPort): the farm\'s balancer.' },
+);
 
 const RegistrationBody = Type.Object({
   mirrorName: Type.String({ minLength: 1, maxLength: 255 }),
   baseUrl: Type.String({ minLength: 9, maxLength: 2048, description: 'The https:// URL clients use for the mirror (the farm\'s load balancer).' }),
   publicKey: Type.String({ minLength: 1, maxLength: 4096, description: 'The mirror\'s OpenSSH ed25519 public key; the request must be signed with it.' }),
   productVersion: Type.String({ minLength: 1, maxLength: 64 }),
+  sshHostKeys: Type.Optional(
+    Type.Array(Type.String({ minLength: 1, maxLength: 16_384 }), {
+      maxItems: 16,
+      description: "The node's SSH host keys (OpenSSH public keys); every node of a farm must present the same ones (empty when its SSH server is disabled).",
+    }),
+  ),
+  sshUrlBase: Type.Optional(SshUrlBaseBody),
 });
 
 const StreamQuery = Type.Object({ after: Type.Optional(Type.Integer({ minimum: 0, description: 'Resume after this event id (same as the Last-Event-ID header, which wins).' })) });
@@ -41,7 +53,8 @@ const ReportBody = Type.Object({
       { maxItems: 1_000_000 },
     ),
   ),
-  sshUrlBase: Type.Optional(Type.Object({ host: Type.String({ minLength: 1, maxLength: 255 }), port: Type.Integer({ minimum: 1, maximum: 65535 }) })),
+  sshUrlBase: Type.Optional(SshUrlBaseBody),
+  version: Type.Optional(Type.String({ maxLength: 64, description: 'The mirrorfarm version the node runs.' })),
   baseUrl: Type.Optional(Type.String({ maxLength: 2048, description: 'The node\'s own URL, if it has one besides the farm\'s.' })),
   upstream: Type.Optional(
     Type.Object({
@@ -98,8 +111,10 @@ export function registerMirrorRoutes(app: FastifyInstance, context: AppContext, 
         tags: TAGS,
         summary: 'Request mirroring (mirror)',
         description:
-          'Called by a mirror with a token signed by the key in the body (proof of possession). Creates a PENDING request, or answers the mirror\'s current state ' +
-          'when it asked before. A deleted or rejected mirror starts a new request.',
+          'Called by a mirror node with a token signed by the key in the body (proof of possession). Creates a PENDING request, or answers the mirror\'s current state ' +
+          'when it asked before. A deleted or rejected mirror starts a new request. A node of a farm must present its farm\'s identity (the first node\'s baseUrl, ' +
+          'sshUrlBase and sshHostKeys): 409 MIRROR_BASE_URL_MISMATCH, MIRROR_SSH_URL_MISMATCH or MIRROR_HOST_KEY_MISMATCH otherwise, and MIRROR_IDENTITY_MISMATCH ' +
+          'for a new key behind the baseUrl of another mirror.',
         body: RegistrationBody,
         response: { 200: RegistrationJson, ...errorResponses },
       },
@@ -114,7 +129,17 @@ export function registerMirrorRoutes(app: FastifyInstance, context: AppContext, 
           throw new MirrorfarmError('MIRROR_REQUESTS_FULL', 429, `The primary already has ${pending.length} unanswered mirroring requests; ask an administrator to accept or reject them.`);
         }
       }
-      const mirror = await registry.register({ name: body.mirrorName, baseUrl: body.baseUrl, publicKey: body.publicKey, productVersion: body.productVersion }, token);
+      const mirror = await registry.register(
+        {
+          name: body.mirrorName,
+          baseUrl: body.baseUrl,
+          publicKey: body.publicKey,
+          productVersion: body.productVersion,
+          ...(body.sshHostKeys ? { sshHostKeys: body.sshHostKeys } : {}),
+          ...(body.sshUrlBase ? { sshUrlBase: body.sshUrlBase } : {}),
+        },
+        token,
+      );
       return { ...mirrorServerJson(mirror), state: mirror.state, mirroringMode: mirror.mirroring_mode, publicKeyFingerprint: mirror.fingerprint };
     },
   );
@@ -193,17 +218,19 @@ export function registerMirrorRoutes(app: FastifyInstance, context: AppContext, 
         tags: TAGS,
         summary: 'Report synchronization state (mirror)',
         description:
-          'A node reports its cursor, lag, state and per-repository results (`SYNCED` with the hash it serves, or `FAILED` with the error). Repositories the mirror ' +
-          'does not carry are ignored.',
+          'A node reports its cursor, lag, state, version and per-repository results (`SYNCED` with the hash it serves, or `FAILED` with the error). Repositories ' +
+          'the mirror does not carry are ignored. Answers the farm as the primary sees it (members in contact, active ones, and this node\'s role) for the node\'s /status.',
         body: ReportBody,
-        response: { 204: Type.Null({ description: 'Recorded.' }), ...errorResponses },
+        response: { 200: ReportAnswerJson, ...errorResponses },
       },
     },
-    async (request, reply) => {
+    async (request) => {
       const { mirror, nodeId } = callerOf(request);
-      const synced = await state.applyReport(mirror, nodeId, request.body ?? {}, streams.isStreaming(mirror.id, nodeId));
+      const body = request.body ?? {};
+      const synced = await state.applyReport(mirror, nodeId, body, streams.isStreaming(mirror.id, nodeId));
       if (synced.length) services.onSynchronized?.(mirror, synced);
-      return reply.status(204).send();
+      if (body.sshUrlBase) await registry.adoptSshUrlBase(mirror, body.sshUrlBase);
+      return { farm: { ...(await state.farmOf(mirror.id)), role: await state.roleOf(mirror.id, nodeId) } };
     },
   );
 
@@ -227,7 +254,10 @@ export function registerMirrorRoutes(app: FastifyInstance, context: AppContext, 
       const repo = await context.repositories.byId(repositoryId);
       if (!repo || !(await registry.carries(mirror, repo.project_id))) throw Errors.repoNotFound(String(repositoryId));
       await state.touchNode(mirror.id, nodeId);
-      return coordinator.prepared(mirror.id, nodeId, repositoryId, refStateHash);
+      services.rounds?.prepared(mirror.id, repositoryId, refStateHash);
+      const outcome = await coordinator.prepared(mirror.id, nodeId, repositoryId, refStateHash);
+      if (outcome.commit) services.rounds?.settled(mirror.id, repositoryId, refStateHash);
+      return outcome;
     },
   );
 

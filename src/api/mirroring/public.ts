@@ -2,6 +2,7 @@
 // read a repository, the mirrors that serve it in sync, with clone links on each mirror.
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
+import { farmSshUrlBase } from '../../primary/farm-identity.js';
 import type { AppContext } from '../../server/context.js';
 import type { Mirror } from '../../store/tables.js';
 import { repositoryById } from '../access.js';
@@ -60,7 +61,8 @@ export function registerPublicRoutes(app: FastifyInstance, context: AppContext, 
       const { start, limit } = pageBounds(request.query);
       const path = `${project.key.toLowerCase()}/${repo.slug}.git`;
       const descriptor = (m: Mirror) => {
-        const ssh = state.sshUrlBase(m.id);
+        // The farm's SSH URL, never the one a node reported last.
+        const ssh = farmSshUrlBase(m);
         const host = ssh && (ssh.host.includes(':') ? `[${ssh.host}]` : ssh.host);
         return {
           mirrorServer: mirrorServerJson(m),
