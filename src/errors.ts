@@ -73,6 +73,9 @@ export const Errors = {
   readOnly: define('READ_ONLY', 405, (what: string) => what),
   shuttingDown: define('SHUTTING_DOWN', 503, () => 'The server is shutting down; retry in a moment.'),
   gitFailed: define('GIT_FAILED', 500, (what: string) => `git failed: ${what}`),
+  // The farm's load balancer (nginx) that `mirrorfarm demo --nodes N` runs.
+  balancerNginxMissing: define('BALANCER_NGINX_MISSING', 500, (binary: string, problem: string, install: string) => `nginx is not installed (${binary} ${problem}); the farm's load balancer is nginx: ${install} (or point MIRRORFARM_NGINX at an nginx binary).`),
+  balancerStreamMissing: define('BALANCER_STREAM_MISSING', 500, (binary: string, module: string, install: string) => `nginx's stream module, which balances SSH, is not installed (${binary} has no built-in stream and ${module} is missing): ${install}.`),
 } as const;
 
 /** Code and message of the first entry of a REST error body: mirrorfarm's `code`, or `exceptionName` from a primary that predates `code`. */
