@@ -28,7 +28,8 @@
 //
 // Knobs: BENCH_SIZES (1,2,3), BENCH_PHASES (latency,clones), BENCH_PUSHES (200), BENCH_WARMUP_PUSHES (5),
 // BENCH_PUSH_KB (16), BENCH_POLL_MS (10), BENCH_DISK_POLL_MS (2), BENCH_VISIBLE_TIMEOUT_S (60), BENCH_CLONE_MB (50),
-// BENCH_CLONES (16), BENCH_CLONE_ROUNDS (2). The section "farm" of bench/.work/mirror-results.md is rewritten;
+// BENCH_CLONES (16), BENCH_CLONE_ROUNDS (2). BENCH_POLL_MS=0 watches only the ref files (no HTTP polls, which make
+// each node run git 100 times a second), to show what the measurement itself costs. The section "farm" of bench/.work/mirror-results.md is rewritten;
 // samples go to bench/.work/logs/farm.json, server logs to bench/.work/logs/farm-*.log. Exit code 0 when
 // everything ran (targets met or not), 1 on failure. Processes (nodes, nginx, git) and temp dirs are removed at
 // exit, on error and on SIGINT/SIGTERM.
@@ -139,6 +140,7 @@ async function startFarm(primary: Node, size: number, projectKeys: string[]): Pr
     caFile: ca.caCert,
     nodes: () => nodes.filter((n) => n.alive()).map((n) => ({ name: n.name, httpPort: n.server.httpPort, sshPort: n.server.sshPort })),
     intervalMs: 500,
+    onChange: () => rotationChanges.set(size, (rotationChanges.get(size) ?? 0) + 1),
     onError: (err) => progress(`farm of ${size}: balancer reload failed: ${err.message}`),
   });
   const deadline = Date.now() + 60_000;
@@ -255,8 +257,10 @@ async function pushOnce(primary: Node, lf: LatencyFarm, round: number): Promise<
   const pushed = await run('git', ['push', '-q', lf.url, `${oid}:refs/heads/main`], { cwd: lf.wt, env: lf.env, timeoutMs: 120_000 });
   if (pushed.code !== 0) throw new Error(`git push to the primary failed: ${pushed.stderr}`);
   const returned = performance.now();
-  const seen = await Promise.all(lf.clients.map((c) => pollHttp(c, farm.project, oid)));
-  const diskSeen = await Promise.all(disks);
+  // BENCH_POLL_MS=0: the ref files alone (no git process per poll on the nodes), to see what polling costs.
+  const diskSeen = POLL_MS > 0 ? undefined : await Promise.all(disks);
+  const seen = diskSeen ?? (await Promise.all(lf.clients.map((c) => pollHttp(c, farm.project, oid))));
+  const diskAll = diskSeen ?? (await Promise.all(disks));
   // Every node has fetched by now (it published); its upload-pack may be counted a moment after it exits.
   let after = await primaryCounters(primary);
   for (let i = 0; i < 50 && after.fetches - before.fetches < farm.size; i++) {
@@ -269,7 +273,7 @@ async function pushOnce(primary: Node, lf: LatencyFarm, round: number): Promise<
     pushMs: returned - started,
     allMs: Math.max(...seen) - returned,
     firstMs: Math.min(...seen) - returned,
-    diskAllMs: Math.max(...diskSeen) - returned,
+    diskAllMs: Math.max(...diskAll) - returned,
     bytesOut: after.bytesOut - before.bytesOut,
     bytesIn: after.bytesIn - before.bytesIn,
     fetches: after.fetches - before.fetches,
@@ -290,6 +294,7 @@ async function latencyPhase(primary: Node, farms: Farm[]): Promise<{ lines: stri
   for (let w = 0; w < WARMUP; w++) for (const lf of setups) await pushOnce(primary, lf, -1);
 
   const pids = [primary.pid, ...farms.flatMap((f) => f.nodes.map((n) => n.pid))];
+  const changes0 = new Map(rotationChanges);
   const load = new LoadMeter(pids);
   const samples: PushSample[] = [];
   progress(`latency: ${PUSHES} rounds of one push per farm (${farms.map((f) => f.size).join(', ')} nodes), order rotated each round`);
@@ -348,9 +353,10 @@ async function latencyPhase(primary: Node, farms: Farm[]): Promise<{ lines: stri
   }
   const perNode = farms.map((f) => `${f.size}: ${kib(median(samples.filter((s) => s.size === f.size).map((s) => s.bytesOut)) / f.size)}`);
   lines.push(
-    `pushes: ${PUSHES} per farm (+${WARMUP} warm-up), each a commit with a new ${PUSH_KB} KiB incompressible file; HTTP poll of each node every ${POLL_MS} ms, disk every ${DISK_POLL_MS} ms`,
+    `pushes: ${PUSHES} per farm (+${WARMUP} warm-up), each a commit with a new ${PUSH_KB} KiB incompressible file; ${POLL_MS > 0 ? `HTTP poll of each node every ${POLL_MS} ms` : 'no HTTP polling (BENCH_POLL_MS=0: "visible" is the ref file on disk)'}, disk every ${DISK_POLL_MS} ms`,
     `primary's git bytes per push per node (farm size: median): ${perNode.join(', ')} (the pack is fetched once per node)`,
     `machine during the pushes: ${formatLoad(machine)}`,
+    `rotation changes during the pushes (a node's /ready left 200 and came back, probed every 500 ms; each change reloads nginx): ${farms.map((f) => `farm of ${f.size}: ${(rotationChanges.get(f.size) ?? 0) - (changes0.get(f.size) ?? 0)}`).join(', ')}`,
     `every node ends with the primary's refs/heads/main: ${mismatches.length === 0 ? 'yes' : `NO (${mismatches.join('; ')})`}`,
   );
   if (mismatches.length) throw new Error(`nodes differ from the primary: ${mismatches.join('; ')}`);
@@ -421,6 +427,10 @@ async function clonePhase(primary: Node, farms: Farm[], key: SshKeyPair, expecte
   for (let round = 0; round < CLONE_ROUNDS; round++) {
     for (let k = 0; k < variants.length; k++) {
       const v = variants[(round + k) % variants.length]!;
+      // Start with every node in rotation: a node reports not ready while it syncs, so the last push of the
+      // latency phase can leave a farm briefly without nodes (see bench/RESULTS.md).
+      const settle = Date.now() + 30_000;
+      while (v.farm.rotation.current().length < v.farm.size && Date.now() < settle) await sleep(50);
       const dests = tempDir('mf-bench-farm-clones-');
       const nodePids = v.farm.nodes.map((n) => n.pid);
       const cpu0 = nodePids.map((p) => cpuSeconds(p));
@@ -485,6 +495,8 @@ async function clonePhase(primary: Node, farms: Farm[], key: SshKeyPair, expecte
 // ---------------------------------------------------------------------------------------------------------
 
 const repoIds = new Map<string, number>();
+/** How often each farm's rotation (the set of ready nodes given to nginx) changed, by farm size. */
+const rotationChanges = new Map<number, number>();
 
 function median(xs: readonly number[]): number {
   const s = [...xs].filter(Number.isFinite).sort((a, b) => a - b);
@@ -553,7 +565,7 @@ async function main(): Promise<void> {
   for (const farm of farms) await stopFarm(farm);
 
   const rebuilt = distChanged(stamp);
-  const command = `${Object.entries({ BENCH_SIZES: SIZES.join(','), BENCH_PHASES: [...PHASES].join(','), BENCH_PUSHES: PUSHES, BENCH_PUSH_KB: PUSH_KB, BENCH_CLONE_MB: CLONE_MB, BENCH_CLONES: CLONES, BENCH_CLONE_ROUNDS: CLONE_ROUNDS }).map(([k, v]) => `${k}=${v}`).join(' ')} node --import tsx bench/farm.ts`;
+  const command = `${Object.entries({ BENCH_SIZES: SIZES.join(','), BENCH_PHASES: [...PHASES].join(','), BENCH_PUSHES: PUSHES, BENCH_POLL_MS: POLL_MS, BENCH_PUSH_KB: PUSH_KB, BENCH_CLONE_MB: CLONE_MB, BENCH_CLONES: CLONES, BENCH_CLONE_ROUNDS: CLONE_ROUNDS }).map(([k, v]) => `${k}=${v}`).join(' ')} node --import tsx bench/farm.ts`;
   const duration = `run time: ${((Date.now() - started) / 60_000).toFixed(1)} min`;
   process.stdout.write(`\n${facts.join('\n')}\n${duration}\n\n${text.join('\n')}\n${rebuilt ?? ''}\n`);
   writeFileSync(join(LOG_DIR, `${BENCH}.json`), JSON.stringify({ facts, samples, clones: cloneResults }, null, 1));
