@@ -83,7 +83,7 @@ export const Errors = {
     (mirrorId: string, node: string, mine: string[], farm: string[]) =>
       `Node ${node} of mirror ${mirrorId} presents the SSH host keys ${keyList(mine)}, but its farm presents ${keyList(farm)}: an SSH client meeting both would refuse one as a changed host key. ` +
       `Give every node of the farm the same ssh.hostKeyDir (MIRRORFARM_SSH_HOST_KEY_DIR; one Secret in Kubernetes). When you rotate the farm's host keys, reset its identity on the primary first: ` +
-      `DELETE /rest/mirroring/1.0/mirrorServers/${mirrorId}/farmIdentity (mirrorfarm admin mirror reset-identity ${mirrorId}).`,
+      `DELETE /rest/mirroring/1.0/mirrorServers/${mirrorId}/farmIdentity (npx mirrorfarm admin mirror reset-identity ${mirrorId}).`,
   ),
   mirrorBaseUrlMismatch: define(
     'MIRROR_BASE_URL_MISMATCH',
@@ -107,6 +107,9 @@ export const Errors = {
       `Every node of a farm must use the farm's mirror key: give it the same mirror.keyFile (MIRRORFARM_MIRROR_KEY_FILE; one Secret in Kubernetes). ` +
       `If it is a new mirror, give it its own baseUrl, or delete mirror ${otherId} on the primary first.`,
   ),
+  // The farm's load balancer (nginx) that `mirrorfarm demo --nodes N` runs.
+  balancerNginxMissing: define('BALANCER_NGINX_MISSING', 500, (binary: string, problem: string, install: string) => `nginx is not installed (${binary} ${problem}); the farm's load balancer is nginx: ${install} (or point MIRRORFARM_NGINX at an nginx binary).`),
+  balancerStreamMissing: define('BALANCER_STREAM_MISSING', 500, (binary: string, module: string, install: string) => `nginx's stream module, which balances SSH, is not installed (${binary} has no built-in stream and ${module} is missing): ${install}.`),
 } as const;
 
 function keyList(fingerprints: string[]): string {

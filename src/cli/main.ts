@@ -74,7 +74,7 @@ program
 
 program
   .command('demo')
-  .description('Run a primary and a mirror on embedded defaults (what `npm start` does): home under ./.home, dev CA, sample project.')
+  .description('Run a primary and a mirror (or, with --nodes N, a farm of N mirror nodes behind nginx) on embedded defaults (what `npm start` does): home under ./.home, dev CA, sample project.')
   .option('--home <dir>', 'where the demo keeps its data', '.home')
   .option('--no-mirror', 'run the primary only')
   .option('--port-base <n>', 'lay all ports out from this one: HTTPS at N (primary) and N+1 (mirror), SSH at N+8 (mirror) and N+9 (primary)', port, 7990)
@@ -82,6 +82,9 @@ program
   .option('--primary-ssh-port <n>', 'the primary\'s SSH port (default: base+9)', port)
   .option('--mirror-http-port <n>', 'the mirror\'s HTTPS port (default: base+1)', port)
   .option('--mirror-ssh-port <n>', 'the mirror\'s SSH port (default: base+8)', port)
+  .option('--nodes <n>', 'run the mirror as a farm of N nodes behind nginx, which listens on the mirror\'s HTTPS and SSH ports', nodeCount)
+  .option('--node-port-base <n>', 'ports of the farm\'s nodes: node i listens on N+2i (HTTPS) and N+2i+1 (SSH) (default: base+10)', port)
+  .addOption(new Option('--nginx <path>', 'nginx binary for the farm\'s balancer (default: /usr/sbin/nginx, Debian\'s)').env('MIRRORFARM_NGINX'))
   .action(async (options: DemoCliOptions) => {
     const demo = await import('./demo.js');
     const base = demo.portsFromBase(options.portBase);
@@ -91,7 +94,13 @@ program
       mirrorHttp: options.mirrorHttpPort ?? base.mirrorHttp,
       mirrorSsh: options.mirrorSshPort ?? base.mirrorSsh,
     };
-    await demo.runDemo(options.home, { mirror: options.mirror, ports });
+    await demo.runDemo(options.home, {
+      mirror: options.mirror,
+      ports,
+      ...(options.nodes !== undefined ? { nodes: options.nodes } : {}),
+      ...(options.nodePortBase !== undefined ? { nodePortBase: options.nodePortBase } : {}),
+      ...(options.nginx ? { nginx: options.nginx } : {}),
+    });
   });
 
 interface DemoCliOptions {
@@ -102,6 +111,15 @@ interface DemoCliOptions {
   primarySshPort?: number;
   mirrorHttpPort?: number;
   mirrorSshPort?: number;
+  nodes?: number;
+  nodePortBase?: number;
+  nginx?: string;
+}
+
+function nodeCount(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 16) throw new InvalidArgumentError('the number of nodes is a whole number from 1 to 16');
+  return n;
 }
 
 function port(value: string): number {

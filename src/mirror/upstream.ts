@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { request, type RequestOptions } from 'node:https';
 import { rootCertificates } from 'node:tls';
 import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import { signMirrorToken, type MirrorKey } from '../auth/mirror-token.js';
 import { errorOfBody, MirrorfarmError } from '../errors.js';
 import type { UpstreamHealth } from './upstream-health.js';
@@ -84,7 +85,7 @@ export class Upstream {
         this.health?.contact(res.statusCode);
         resolve(res);
       });
-      req.on('socket', (socket) => socket.on('error', () => {}));
+      req.on('socket', guardSocket);
       req.on('timeout', () => req.destroy(Object.assign(new Error('timed out'), { code: 'TIMEOUT' })));
       req.on('error', (err: NodeJS.ErrnoException) => {
         if (err.name === 'AbortError') return reject(err);
@@ -145,4 +146,13 @@ export async function getJson<T>(url: string, ca: string[], what: 'UPSTREAM' | '
     req.on('error', (err: NodeJS.ErrnoException) => reject(connectionError(err, url, what)));
     req.end();
   });
+}
+
+// Keep-alive sockets serve many requests: one no-op 'error' listener per socket, not one per request (which
+// piles up listeners on a long-lived socket and trips Node's leak warning).
+const guarded = new WeakSet<object>();
+function guardSocket(socket: Socket): void {
+  if (guarded.has(socket)) return;
+  guarded.add(socket);
+  socket.on('error', () => {});
 }
