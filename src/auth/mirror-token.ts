@@ -7,6 +7,7 @@ import { createHash, createPrivateKey, createPublicKey, randomUUID, type KeyObje
 import { decodeJwt, errors as joseErrors, jwtVerify, SignJWT } from 'jose';
 import ssh2 from 'ssh2';
 import { MirrorfarmError } from '../errors.js';
+import { readableSshPrivateKey } from '../util/openssh-key.js';
 import { generateKeyPair } from '../util/ssh-keygen.js';
 
 export const TOKEN_LIFETIME_SECONDS = 60;
@@ -25,10 +26,12 @@ export function generateMirrorKey(): { privateKeyOpenSsh: string } {
   return { privateKeyOpenSsh: generateKeyPair('ed25519').private };
 }
 
-export function loadMirrorKey(privateKeyOpenSsh: string): MirrorKey {
+/** Takes the key in OpenSSH format or as PKCS#8 PEM (what Helm's genPrivateKey "ed25519" writes). */
+export function loadMirrorKey(keyText: string): MirrorKey {
+  const privateKeyOpenSsh = readableSshPrivateKey(keyText);
   const parsed = ssh2.utils.parseKey(privateKeyOpenSsh);
   if (parsed instanceof Error || Array.isArray(parsed) || parsed.type !== 'ssh-ed25519' || !parsed.isPrivateKey()) {
-    throw new Error('the mirror key must be an unencrypted ed25519 private key in OpenSSH format');
+    throw new Error('the mirror key must be an unencrypted ed25519 private key, in OpenSSH format or PKCS#8 PEM');
   }
   return {
     publicKey: `ssh-ed25519 ${parsed.getPublicSSH().toString('base64')}`,

@@ -15,6 +15,7 @@ import ssh2 from 'ssh2';
 import { MirrorfarmError } from '../../errors.js';
 import type { Logger } from '../../obs/logger.js';
 import { fingerprintOf } from '../../domain/users.js';
+import { readableSshPrivateKey } from '../../util/openssh-key.js';
 import { generateKeyPair } from '../../util/ssh-keygen.js';
 
 export interface HostKey {
@@ -31,7 +32,9 @@ const KEYS = [
   { file: 'ssh_host_ecdsa_key', generate: () => generateKeyPair('ecdsa', { bits: 256 }) },
 ] as const;
 
-function hostKey(privateKeyText: string, file: string): HostKey {
+function hostKey(keyText: string, file: string): HostKey {
+  // A shared host key dir may hold ed25519 keys as PKCS#8 PEM (the chart generates them with Helm).
+  const privateKeyText = readableSshPrivateKey(keyText);
   const parsed = ssh2.utils.parseKey(privateKeyText);
   const key = Array.isArray(parsed) ? parsed[0] : parsed;
   if (!key || key instanceof Error || !key.isPrivateKey()) {
