@@ -1,6 +1,6 @@
 // The mirror's identity: its ed25519 key (generated on first start unless a shared key file is configured, so
 // that every node of a farm is the same mirror) and this node's id.
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { generateMirrorKey, keyBlob, loadMirrorKey, mirrorIdFor, type MirrorKey } from '../auth/mirror-token.js';
@@ -10,6 +10,8 @@ import { fingerprintOf } from '../domain/users.js';
 export interface MirrorIdentity {
   key: MirrorKey;
   keyFile: string;
+  /** The key as the ssh client gets it: OpenSSH format in a file only this user can read (see sshKeyFileFor). */
+  sshKeyFile: string;
   mirrorId: string;
   nodeId: string;
   /** SHA256 fingerprint of the public key, as `ssh-keygen -lf` prints it and the primary shows it (publicKeyFingerprint). */
@@ -29,6 +31,22 @@ export function loadIdentity(config: Config): MirrorIdentity {
   } catch (err) {
     throw new Error(`cannot use the mirror key ${keyFile}: ${(err as Error).message}`);
   }
+  const sshKeyFile = config.mirror.keyFile ? sshKeyFileFor(config.home, key.privateKeyOpenSsh) : keyFile;
   const nodeId = config.mirror.nodeId ?? (hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 64) || 'node');
-  return { key, keyFile, mirrorId: mirrorIdFor(key.publicKey), nodeId, fingerprint: fingerprintOf(keyBlob(key.publicKey)) };
+  return { key, keyFile, sshKeyFile, mirrorId: mirrorIdFor(key.publicKey), nodeId, fingerprint: fingerprintOf(keyBlob(key.publicKey)) };
+}
+
+/**
+ * A shared key file is often a mounted Kubernetes Secret: group-readable (fsGroup), which OpenSSH's ssh refuses
+ * ("UNPROTECTED PRIVATE KEY FILE"), and possibly PKCS#8 PEM, which not every ssh reads. The ssh client therefore
+ * gets a private copy in OpenSSH format, rewritten on every start so that it always matches the shared key.
+ */
+function sshKeyFileFor(home: string, privateKeyOpenSsh: string): string {
+  const dir = join(home, 'mirror');
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const file = join(dir, 'shared_id_ed25519');
+  const temp = `${file}.${process.pid}.tmp`;
+  writeFileSync(temp, privateKeyOpenSsh, { mode: 0o600 });
+  renameSync(temp, file);
+  return file;
 }

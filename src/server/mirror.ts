@@ -115,7 +115,7 @@ export async function startMirror(config: Config, log: Logger): Promise<RunningM
     GIT_SSH_COMMAND: [
       'ssh',
       '-F /dev/null',
-      `-i ${identity.keyFile}`,
+      `-i ${identity.sshKeyFile}`,
       '-o IdentitiesOnly=yes',
       '-o IdentityAgent=none',
       `-o UserKnownHostsFile=${join(config.home, 'mirror', 'known_hosts')}`,
