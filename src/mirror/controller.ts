@@ -9,6 +9,7 @@ import type { Logger } from '../obs/logger.js';
 import type { Catalog, UpstreamProject, UpstreamRepository } from './catalog.js';
 import type { DelegatedAuth } from './delegated-auth.js';
 import { EventStreamClient, type StreamMessage } from './event-stream.js';
+import { FarmMember, type FarmMemberView } from './farm-member.js';
 import type { MirrorIdentity } from './identity.js';
 import type { MirrorMetrics } from './metrics.js';
 import { preflight, type PreflightResult } from './preflight.js';
@@ -76,8 +77,22 @@ export class MirrorController {
   private verifyOffset = 0;
   private passesDone = 0;
   private selected: Selection | undefined;
+  private readonly member: FarmMember;
+  private reannouncing = false;
 
-  constructor(private readonly deps: MirrorControllerDeps) {}
+  constructor(private readonly deps: MirrorControllerDeps) {
+    this.member = new FarmMember(
+      deps.upstream,
+      {
+        inSync: () => this.inSync(),
+        cursor: () => this.cursor,
+        resync: () => void this.snapshot().catch((err: Error) => this.deps.log.warn({ err: err.message }, 'snapshot pass after an eviction failed')),
+        restageAll: () => void this.restageAll(),
+        changed: () => this.evaluate(),
+      },
+      deps.log.child({ component: 'farm' }),
+    );
+  }
 
   /** Runs in the background; the HTTP and SSH listeners are already up so preflight can reach them. */
   start(): void {
@@ -86,14 +101,40 @@ export class MirrorController {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.member.stop();
     this.stream?.stop();
     this.timers.forEach((t) => clearInterval(t));
     this.deps.engine.stop();
   }
 
-  /** Ready for the load balancer: only when everything carried is in sync. */
+  /**
+   * Ready for the load balancer: a member of the farm's active set, caught up, within its lease (so not while it
+   * is cut off from the primary or keeps the farm waiting). A member staging a new push stays ready: it serves
+   * the state the farm agreed on, which is the point of the two-phase publish.
+   */
   ready(): boolean {
-    return this.state === 'SYNCHRONIZED';
+    return !this.removed() && this.state !== 'ERROR' && this.member.ready();
+  }
+
+  /** This node's place in its farm, for /status. */
+  farm(): FarmMemberView {
+    return this.member.view();
+  }
+
+  /** Graceful shutdown: leave the farm's active set (after the balancer has had time to notice). */
+  async leaveFarm(): Promise<void> {
+    await this.member.leave();
+  }
+
+  /** Everything staged and published, the first pass done, every repository synced. */
+  private async inSync(): Promise<boolean> {
+    if (this.passesDone === 0 || this.deps.engine.pending() > 0 || this.removed()) return false;
+    return this.deps.catalog.allSynced();
+  }
+
+  private async restageAll(): Promise<void> {
+    for (const repo of await this.deps.catalog.repositories()) this.deps.engine.request(repo.id);
+    this.evaluate();
   }
 
   removed(): boolean {
@@ -159,6 +200,9 @@ export class MirrorController {
     while (!this.stopped) {
       try {
         this.primary = await preflight({ upstreamUrl: config.mirror.upstreamUrl!, baseUrl: config.baseUrl!, caFile: config.trust.caFile, instanceId: this.deps.instanceId, mirrorId: identity.mirrorId });
+        if (config.mirror.upstreamSshHost) this.primary.sshHost = config.mirror.upstreamSshHost;
+        if (config.mirror.upstreamSshPort) this.primary.sshPort = config.mirror.upstreamSshPort;
+        upstream.setAudience(this.primary.primary.baseUrl);
         this.deps.health.contact();
         if (this.primary.baseUrlWarning) this.deps.log.warn(this.primary.baseUrlWarning, 'baseUrl could not be checked; going on');
         break;
@@ -198,8 +242,10 @@ export class MirrorController {
     }
     if (this.stopped) return;
 
-    // 3. In sync: snapshot, then the stream; snapshots repeat to repair anything the stream missed.
+    // 3. In sync: snapshot, then the stream; snapshots repeat to repair anything the stream missed. A node
+    // (re)starting is no member of its farm until it has caught up, whatever the primary remembers of it.
     this.setState('SYNCHRONIZING');
+    await this.member.reset();
     const stored = await this.deps.catalog.getState('cursor');
     this.cursor = stored ? Number(stored) : 0;
     await this.snapshotWithRetry(stored === undefined);
@@ -215,6 +261,7 @@ export class MirrorController {
       onDisconnected: (err) => err && this.deps.log.debug({ err: err.message }, 'event stream interrupted; resuming'),
     }, this.deps.log);
     this.stream.start();
+    this.member.start();
     this.timers.push(setInterval(() => void this.snapshot().catch((err: Error) => this.deps.log.warn({ err: err.message }, 'snapshot pass failed')), config.mirror.snapshotIntervalSeconds * 1000).unref());
     this.timers.push(setInterval(() => void this.tick(), 500).unref());
   }
@@ -480,13 +527,19 @@ export class MirrorController {
     }
     void this.deps.catalog.allSynced().then((allSynced) => {
       const inSync = this.deps.engine.pending() === 0 && allSynced && !(this.snapshotRunning && this.passesDone === 0);
-      if (!this.removed()) this.setState(inSync ? 'SYNCHRONIZED' : 'SYNCHRONIZING');
+      // SYNCHRONIZED also means counted by the farm: a node that is in sync but not (yet, or no longer) a member
+      // of the active set serves nothing the balancer should send it.
+      if (!this.removed()) this.setState(inSync && this.member.established() ? 'SYNCHRONIZED' : 'SYNCHRONIZING');
     });
   }
 
   private async tick(): Promise<void> {
     this.deps.metrics.lag.set(this.lagSeconds());
     this.evaluate();
+    if (this.deps.engine.awaiting() > 0 && !this.reannouncing) {
+      this.reannouncing = true;
+      void this.deps.engine.reannounceStale().finally(() => (this.reannouncing = false));
+    }
     // Results are reported as they come; otherwise a heartbeat every 5 s carries lag and state.
     if (this.reporting || this.removed() || (this.reportQueue.size === 0 && Date.now() - this.lastReport < 5000)) return;
     this.reporting = true;

@@ -4,7 +4,7 @@
 // statements whatever the number of repositories, so a mirror carrying 10,000 repositories is one round trip.
 //
 // Node states: CONNECTED (holds an event stream), DISCONNECTED (does not), OUT_OF_SYNC (evicted from the
-// farm's active set because it did not prepare in time; it stays so, stream or not, until it reports READY).
+// farm's active set because it did not prepare in time; it stays so, stream or not, until it joins again).
 // A repository is "in sync" on a mirror when every live node (not OUT_OF_SYNC, and seen within NODE_STALE_MS, so
 // that a node scaled away does not hold its farm back forever) last reported it SYNCED at the primary's current
 // ref-state hash, and there is at least one: that is what a client reaching any node behind the load balancer
@@ -40,7 +40,7 @@ export interface UpstreamOutage {
 export interface NodeReport {
   cursor?: number;
   lagSeconds?: number;
-  /** The node's own view: READY when it serves the primary's state (clears an eviction), anything else otherwise. */
+  /** The node's own view (SYNCHRONIZED, SYNCHRONIZING, ...); shown, never acted on. */
   state?: string;
   repositories?: ReportedRepository[];
   /** Where clients reach the mirror's SSH server, for clone links. */
@@ -154,6 +154,29 @@ export class MirrorState {
     await this.db.updateTable('mirror_nodes').set({ state: EVICTED }).where('mirror_id', '=', mirrorId).where('node_id', 'in', nodeIds).execute();
   }
 
+  /** A node joined its farm's active set again (src/primary/coordinator.ts): the eviction is over. */
+  async clearEviction(mirrorId: string, nodeId: string): Promise<void> {
+    await this.db.updateTable('mirror_nodes').set({ state: 'CONNECTED' }).where('mirror_id', '=', mirrorId).where('node_id', '=', nodeId).where('state', '=', EVICTED).execute();
+  }
+
+  /** Node id -> the ref-state hash each node of the mirror last reported serving (SYNCED) for a repository. */
+  async servedHashes(mirrorId: string, repositoryId: number): Promise<Map<string, string>> {
+    const rows = await this.db
+      .selectFrom('mirror_repo_states')
+      .select(['node_id', 'ref_state_hash'])
+      .where('mirror_id', '=', mirrorId)
+      .where('repository_id', '=', repositoryId)
+      .where('status', '=', 'SYNCED')
+      .execute();
+    return new Map(rows.flatMap((r) => (r.ref_state_hash ? [[r.node_id, r.ref_state_hash] as const] : [])));
+  }
+
+  /** Nodes seen since `since` (ms) and not evicted: the members a farm is presumed to have after a primary restart. */
+  async liveNodes(mirrorId: string, since: number): Promise<string[]> {
+    const rows = await this.db.selectFrom('mirror_nodes').select('node_id').where('mirror_id', '=', mirrorId).where('state', '!=', EVICTED).where('last_seen_at', '>=', since).execute();
+    return rows.map((r) => r.node_id);
+  }
+
   /** Node ids of this mirror that are evicted. */
   async evicted(mirrorId: string): Promise<Set<string>> {
     const rows = await this.db.selectFrom('mirror_nodes').select('node_id').where('mirror_id', '=', mirrorId).where('state', '=', EVICTED).execute();
@@ -181,8 +204,8 @@ export class MirrorState {
           ...(report.cursor !== undefined ? { cursor: report.cursor } : {}),
           ...(report.lagSeconds !== undefined ? { lag_seconds: report.lagSeconds } : {}),
           ...(report.baseUrl !== undefined ? { base_url: report.baseUrl } : {}),
-          // A node that says it serves the primary's state again rejoins the active set.
-          ...(report.state === 'READY' ? { state: streaming ? 'CONNECTED' : 'DISCONNECTED' } : {}),
+          // An eviction ends only when the node joins its farm again (POST mirror/membership), never by a report:
+          // a report may have been sent before the node learnt that it was evicted.
         })
         .where('mirror_id', '=', mirror.id)
         .where('node_id', '=', nodeId)

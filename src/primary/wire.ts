@@ -4,7 +4,8 @@
 import type { FastifyInstance } from 'fastify';
 import { registerMirroringApi } from '../api/mirroring/index.js';
 import type { AppContext } from '../server/context.js';
-import { DEFAULT_PREPARE_TIMEOUT_MS, PublishCoordinator } from './coordinator.js';
+import { PublishCoordinator } from './coordinator.js';
+import { FarmMembership, leaseTiming, SOLO_LEASE_MS } from './membership.js';
 import { DelegatedAuth } from './delegated-auth.js';
 import { MirroringMetrics } from './metrics.js';
 import { MirrorState } from './mirror-state.js';
@@ -18,7 +19,7 @@ export interface MirroringOptions {
    * Pass the same instance everywhere tokens are verified: its replay guard is per instance.
    */
   registry?: MirrorRegistry;
-  /** How long a farm's other nodes have to stage a change after the first did (default 30 s). */
+  /** How long a farm's other nodes have to stage a change after the first did (default: mirroring.prepareTimeoutSeconds). */
   prepareTimeoutMs?: number;
   stream?: Partial<StreamOptions>;
 }
@@ -39,17 +40,18 @@ export async function attachMirroring(app: FastifyInstance, context: AppContext,
   const registry = options.registry ?? new MirrorRegistry(context.db, context.events, () => context.urls.base());
   const state = new MirrorState(context.db);
   const streams = new StreamHub(context.events, registry, state, log, metrics, { ...DEFAULT_STREAM_OPTIONS, ...options.stream });
+  const prepareTimeoutMs = options.prepareTimeoutMs ?? Math.round(config.mirroring.prepareTimeoutSeconds * 1000);
+  // After a restart, the nodes seen within a lone member's lease and not evicted may still be serving.
+  const membership = new FarmMembership(leaseTiming(prepareTimeoutMs), (mirrorId) => state.liveNodes(mirrorId, Date.now() - SOLO_LEASE_MS));
   const coordinator = new PublishCoordinator(
     streams,
     state,
+    membership,
     log,
-    { prepareTimeoutMs: options.prepareTimeoutMs ?? DEFAULT_PREPARE_TIMEOUT_MS },
+    { prepareTimeoutMs },
     () => metrics.commits.inc({ outcome: 'committed' }),
     (_mirrorId, nodes) => metrics.evictions.inc(nodes.length),
   );
-  streams.onNodesChanged((mirrorId) => {
-    coordinator.recheck(mirrorId).catch((err: Error) => log.error({ err, mirrorId }, 'two-phase publish: recheck after a node change failed'));
-  });
   const unsubscribe = context.events.subscribe((events) => {
     for (const event of events) {
       if ((event.type === 'mirror.deleted' || event.type === 'mirror.rejected') && typeof event.mirrorId === 'string') {

@@ -172,6 +172,8 @@ export async function startMirror(config: Config, log: Logger): Promise<RunningM
       upstream: { url: upstreamUrl, ...health.view() },
       lagSeconds: Math.round(controller!.lagSeconds() * 10) / 10,
       progress: { synced: progress.synced, total: progress.total },
+      // This node's place in its farm: a member of the active set (counted in the two-phase publish), ready.
+      farm: controller!.farm(),
       failingRepositories: progress.failing,
       ...(error ? { error } : {}),
       ...(controller!.primary?.baseUrlWarning ? { warnings: [controller!.primary.baseUrlWarning] } : {}),
@@ -252,6 +254,8 @@ export async function startMirror(config: Config, log: Logger): Promise<RunningM
     stop: async () => {
       if (stopping) return;
       stopping = true;
+      // Out of the farm's active set at once (after the balancer had time to notice), not by eviction later.
+      await controller!.leaveFarm();
       await controller!.stop();
       const closing = Promise.all([app.close(), ssh?.close()]);
       const drained = await Promise.race([git.idle().then(() => true), new Promise<false>((r) => setTimeout(() => r(false), config.shutdownTimeoutSeconds * 1000).unref())]);
