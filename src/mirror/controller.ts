@@ -38,6 +38,8 @@ interface StreamEvent {
 }
 
 const AUTH_EVENTS = /^(permission|user|group|ssh_key|access_token)\./;
+/** A node joins its farm only when no change has waited longer than this for it. */
+const JOIN_MAX_BEHIND_MS = 2_000;
 /** How many repositories a snapshot pass reads from disk to verify (see verificationBatch). */
 const VERIFY_PER_PASS = 500;
 
@@ -84,8 +86,10 @@ export class MirrorController {
     this.member = new FarmMember(
       deps.upstream,
       {
-        inSync: () => this.inSync(),
+        canJoin: () => this.canJoin(),
         cursor: () => this.cursor,
+        generation: () => this.deps.engine.generation(),
+        servedUpTo: (g) => this.deps.engine.servedUpTo(g),
         resync: () => void this.snapshot().catch((err: Error) => this.deps.log.warn({ err: err.message }, 'snapshot pass after an eviction failed')),
         restageAll: () => void this.restageAll(),
         changed: () => this.evaluate(),
@@ -116,6 +120,11 @@ export class MirrorController {
     return !this.removed() && this.state !== 'ERROR' && this.member.ready();
   }
 
+  /** The primary answers again after an outage: resume the event stream at once. */
+  upstreamBack(): void {
+    this.stream?.nudge();
+  }
+
   /** This node's place in its farm, for /status. */
   farm(): FarmMemberView {
     return this.member.view();
@@ -126,9 +135,13 @@ export class MirrorController {
     await this.member.leave();
   }
 
-  /** Everything staged and published, the first pass done, every repository synced. */
-  private async inSync(): Promise<boolean> {
-    if (this.passesDone === 0 || this.deps.engine.pending() > 0 || this.removed()) return false;
+  /**
+   * Close enough to the primary to join the farm: the first pass done, every repository synced once, and no
+   * change waiting longer than JOIN_MAX_BEHIND_MS (under continuous pushes a node is never idle; what it joins
+   * with is a state the farm agreed on anyway, and it is ready only once it has caught up with the join).
+   */
+  private async canJoin(): Promise<boolean> {
+    if (this.passesDone === 0 || this.removed() || this.deps.engine.behindMs() > JOIN_MAX_BEHIND_MS) return false;
     return this.deps.catalog.allSynced();
   }
 
@@ -546,6 +559,7 @@ export class MirrorController {
     this.lastReport = Date.now();
     const batch = [...this.reportQueue.values()];
     this.reportQueue.clear();
+    const outage = this.deps.health.report().lastOutage;
     try {
       await this.deps.upstream.call('POST', '/rest/mirroring/1.0/mirror/report', {
         cursor: this.cursor,
@@ -556,6 +570,8 @@ export class MirrorController {
         upstream: this.deps.health.report(),
         repositories: batch.map((r) => ({ id: r.repositoryId, status: r.status, refStateHash: r.refStateHash, ...(r.error ? { error: r.error } : {}) })),
       });
+      // This report ended an outage (its answer was the first contact): tell the primary about it at once.
+      if (this.deps.health.report().lastOutage !== outage) this.lastReport = 0;
     } catch (err) {
       for (const r of batch) if (!this.reportQueue.has(r.repositoryId)) this.reportQueue.set(r.repositoryId, r);
       this.refused(err as MirrorfarmError);

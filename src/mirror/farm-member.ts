@@ -26,10 +26,13 @@ export interface FarmMemberView {
 }
 
 export interface FarmMemberHooks {
-  /** In sync: nothing queued or waiting for a commit, every repository synced, the first pass done. */
-  inSync(): Promise<boolean>;
+  /** Close enough to join: the first pass done, every repository synced once, nothing asked for long unanswered. */
+  canJoin(): Promise<boolean>;
   /** The last event id this node has handled. */
   cursor(): number;
+  /** The sync engine's request generation, and whether everything asked for up to one is published. */
+  generation(): number;
+  servedUpTo(generation: number): boolean;
   /** Evicted: repair what was missed (a snapshot pass). */
   resync(): void;
   /** Published while the farm was empty: stage every repository again. */
@@ -44,6 +47,8 @@ export class FarmMember {
   private member = false;
   private caughtUp = false;
   private joinedAt = 0;
+  /** Once the events up to joinedAt are handled: the requests they made, which must be published. */
+  private catchUpTo: number | undefined;
   private leaseUntil = 0;
   private draining = false;
   private memberCount: number | null = null;
@@ -108,8 +113,9 @@ export class FarmMember {
     this.running = true;
     try {
       if (this.member) await this.renew();
-      else if (!this.draining && (await this.hooks.inSync())) await this.join();
-      if (this.member && !this.caughtUp && this.hooks.cursor() >= this.joinedAt && (await this.hooks.inSync())) {
+      else if (!this.draining && (await this.hooks.canJoin())) await this.join();
+      if (this.member && !this.caughtUp && this.catchUpTo === undefined && this.hooks.cursor() >= this.joinedAt) this.catchUpTo = this.hooks.generation();
+      if (this.member && !this.caughtUp && this.catchUpTo !== undefined && this.hooks.servedUpTo(this.catchUpTo)) {
         this.caughtUp = true;
         this.log.info({ memberCount: this.memberCount }, 'member of the farm and caught up: ready');
         this.hooks.changed();
@@ -134,6 +140,7 @@ export class FarmMember {
     }
     this.member = true;
     this.caughtUp = false;
+    this.catchUpTo = undefined;
     this.joinedAt = answer.lastEventId ?? 0;
     if (answer.leaseMs > 0) this.leaseUntil = sentAt + answer.leaseMs;
     this.log.info({ memberCount: answer.memberCount, lastEventId: this.joinedAt }, 'joined the farm');
@@ -152,6 +159,7 @@ export class FarmMember {
     const wasReady = this.ready();
     this.member = false;
     this.caughtUp = false;
+    this.catchUpTo = undefined;
     this.leaseUntil = 0;
     this.log.warn({ wasReady }, message);
     this.hooks.resync();

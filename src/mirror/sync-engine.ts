@@ -54,6 +54,14 @@ interface Staged {
   hash: string;
   refs: RefState;
   at: number;
+  /** The request generation when the fetch started: every request up to it is served by publishing this. */
+  generation: number;
+}
+
+/** The oldest request of a repository that nothing published yet answers. */
+interface Unserved {
+  generation: number;
+  at: number;
 }
 
 export class SyncEngine {
@@ -61,6 +69,11 @@ export class SyncEngine {
   private readonly running = new Set<number>();
   private readonly again = new Set<number>();
   private readonly awaitingCommit = new Map<number, Staged>();
+  // Every request gets a generation number, so that "everything asked for before X is published" can be told
+  // (a farm member is caught up once that holds for the moment it joined).
+  private generationCounter = 0;
+  private readonly latestRequest = new Map<number, number>();
+  private readonly unserved = new Map<number, Unserved>();
   private readonly idleWaiters: Array<() => void> = [];
   private stopped = false;
 
@@ -78,6 +91,9 @@ export class SyncEngine {
   /** Asks for a repository to be brought up to date; merges with a pending request for the same one. */
   request(repositoryId: number, seenAt = Date.now()): void {
     if (this.stopped) return;
+    const generation = ++this.generationCounter;
+    this.latestRequest.set(repositoryId, generation);
+    if (!this.unserved.has(repositoryId)) this.unserved.set(repositoryId, { generation, at: Date.now() });
     if (this.running.has(repositoryId)) {
       this.again.add(repositoryId); // a change arrived while fetching: fetch once more afterwards
       if (!this.queued.has(repositoryId)) this.queued.set(repositoryId, seenAt);
@@ -97,6 +113,24 @@ export class SyncEngine {
 
   pending(): number {
     return this.queued.size + this.awaitingCommit.size;
+  }
+
+  /** The generation of the latest request so far. */
+  generation(): number {
+    return this.generationCounter;
+  }
+
+  /** Whether every request up to `generation` has been answered by a published state. */
+  servedUpTo(generation: number): boolean {
+    for (const u of this.unserved.values()) if (u.generation <= generation) return false;
+    return true;
+  }
+
+  /** How long the oldest unanswered request has waited (ms), 0 when there is none. */
+  behindMs(now = Date.now()): number {
+    let oldest = now;
+    for (const u of this.unserved.values()) oldest = Math.min(oldest, u.at);
+    return now - oldest;
   }
 
   idle(): Promise<void> {
@@ -137,10 +171,14 @@ export class SyncEngine {
 
   private async sync(id: number): Promise<void> {
     const repo = await this.catalog.repository(id);
-    if (!repo) return; // deleted meanwhile
+    if (!repo) {
+      this.unserved.delete(id); // deleted meanwhile: nothing to serve
+      return;
+    }
     const started = process.hrtime.bigint();
+    const generation = this.generationCounter;
     try {
-      const staged = await this.prepare(repo);
+      const staged = { ...(await this.prepare(repo)), generation };
       if (await this.transport.prepared(id, staged.hash)) await this.commit(repo, staged);
       else this.awaitingCommit.set(id, staged);
       this.metrics.fetchDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);
@@ -179,7 +217,7 @@ export class SyncEngine {
     const refs: RefState = new Map();
     for (const [ref, oid] of all) if (ref.startsWith(STAGED_PREFIX)) refs.set(`refs/${ref.slice(STAGED_PREFIX.length)}`, oid);
     if (repo.defaultBranch) refs.set('HEAD', `ref: ${repo.defaultBranch}`);
-    return { hash: refStateHash(refs), refs, at: Date.now() };
+    return { hash: refStateHash(refs), refs, at: Date.now(), generation: 0 };
   }
 
   /** Keeps every staged tip the fetch replaced or pruned under refs/mirrorfarm/retired/, and drops expired ones. */
@@ -236,6 +274,10 @@ export class SyncEngine {
   /** Phase two: the visible refs become the staged ones in one atomic transaction, then HEAD follows. */
   private async commit(repo: LocalRepository, staged: Staged): Promise<void> {
     this.awaitingCommit.delete(repo.id);
+    const latest = this.latestRequest.get(repo.id) ?? 0;
+    if (latest <= staged.generation) this.unserved.delete(repo.id);
+    // Asked again while fetching: what came after the fetch started is still to be served.
+    else if ((this.unserved.get(repo.id)?.generation ?? Infinity) <= staged.generation) this.unserved.set(repo.id, { generation: staged.generation + 1, at: staged.at });
     const gitDir = this.store.pathOf(repo.id);
     const current = await this.store.readRefs(repo.id);
     const lines: string[] = ['start'];
@@ -266,6 +308,8 @@ export class SyncEngine {
   /** Removes a repository from disk (the catalog row is removed by the caller). */
   async remove(repositoryId: number): Promise<void> {
     this.queued.delete(repositoryId);
+    this.unserved.delete(repositoryId);
+    this.latestRequest.delete(repositoryId);
     this.awaitingCommit.delete(repositoryId);
     await this.store.remove(repositoryId);
   }

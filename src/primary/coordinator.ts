@@ -3,11 +3,13 @@
 // staged the same ref-state hash, so that a client bouncing between nodes never sees a ref whose objects some
 // node lacks. A farm of one commits at once.
 //
-// A round starts with the first member's `prepared` of a hash and ends when every member staged it, or when the
-// prepare timeout fires: then the members that staged neither it nor a newer hash are evicted (OUT_OF_SYNC), but
-// only once their lease and the balancer's margin have run out, so that they are out of rotation before anyone
-// publishes without them. Members that staged a newer hash are not waited for and not evicted; the newer round
-// decides. A node's latest prepared hash replaces its earlier one.
+// A round starts with the first member's `prepared` of a hash and ends when every member staged it. Under
+// continuous pushes rounds supersede each other faster than any timeout, so the timeout belongs to the
+// repository, not to a hash: it runs from the moment the repository started waiting for agreement, and when it
+// fires, the members that are stuck (staged nothing since, or only an older hash and not for a whole timeout)
+// are evicted (OUT_OF_SYNC), but only once their lease and the balancer's margin have run out, so that they are
+// out of rotation before anyone publishes without them. Members that keep staging, even a step behind, are not
+// evicted. A node's latest prepared hash replaces its earlier one.
 //
 // Nodes that are not members (joining, resyncing after an eviction) are followers: they are not waited for, and
 // they publish only what the farm agreed on (the last committed hash, or the hash every member reports serving),
@@ -43,12 +45,15 @@ interface Round {
   startedAt: number;
   /** Order of rounds (two may start within one millisecond). */
   seq: number;
-  timer: NodeJS.Timeout | undefined;
 }
 
 interface Pending {
-  /** Latest staged hash per member. */
+  /** Latest staged hash per member, and when the member staged it. */
   prepared: Map<string, string>;
+  preparedAt: Map<string, number>;
+  /** Since when the repository waits for its members to agree, and the timer of that wait. */
+  waitingSince: number | undefined;
+  timer: NodeJS.Timeout | undefined;
   /** Latest staged hash per follower, told to commit when the farm commits that hash. */
   followers: Map<string, string>;
   /** One round per hash some member staged. */
@@ -88,7 +93,7 @@ export class PublishCoordinator {
 
   private entryOf(key: string): Pending {
     let entry = this.pending.get(key);
-    if (!entry) this.pending.set(key, (entry = { prepared: new Map(), followers: new Map(), rounds: new Map() }));
+    if (!entry) this.pending.set(key, (entry = { prepared: new Map(), preparedAt: new Map(), waitingSince: undefined, timer: undefined, followers: new Map(), rounds: new Map() }));
     return entry;
   }
 
@@ -106,14 +111,43 @@ export class PublishCoordinator {
       }
       const entry = this.entryOf(key);
       entry.prepared.set(nodeId, hash);
-      if (!entry.rounds.has(hash)) {
-        const timer = this.stopped ? undefined : setTimeout(() => void this.expire(mirrorId, repositoryId, hash), this.options.prepareTimeoutMs);
-        timer?.unref();
-        entry.rounds.set(hash, { startedAt: Date.now(), seq: ++this.rounds, timer });
-      }
+      entry.preparedAt.set(nodeId, Date.now());
+      if (!entry.rounds.has(hash)) entry.rounds.set(hash, { startedAt: Date.now(), seq: ++this.rounds });
+      if (entry.waitingSince === undefined) this.arm(mirrorId, repositoryId, entry, Date.now());
       const committed = this.commitIfAgreed(mirrorId, repositoryId, hash, nodeId);
       this.tidy(key);
       return { commit: committed };
+    });
+  }
+
+  /** Starts (or restarts) the repository's wait for agreement from `since`. */
+  private arm(mirrorId: string, repositoryId: number, entry: Pending, since: number, at = since + this.options.prepareTimeoutMs): void {
+    clearTimeout(entry.timer);
+    entry.waitingSince = since;
+    entry.timer = undefined;
+    if (this.stopped) return;
+    entry.timer = setTimeout(() => void this.expire(mirrorId, repositoryId), Math.max(0, at - Date.now()));
+    entry.timer.unref();
+  }
+
+  private disarm(entry: Pending): void {
+    clearTimeout(entry.timer);
+    entry.timer = undefined;
+    entry.waitingSince = undefined;
+  }
+
+  /**
+   * Members that hold the repository back: they staged nothing while it waited since `since`, or staged only an
+   * older hash than the newest and have not staged anything since `since`.
+   */
+  private stuck(entry: Pending, members: Iterable<string>, since: number): string[] {
+    let newest: string | undefined;
+    let newestSeq = -1;
+    for (const [hash, round] of entry.rounds) if (round.seq > newestSeq) [newest, newestSeq] = [hash, round.seq];
+    return [...members].filter((node) => {
+      const hash = entry.prepared.get(node);
+      if (hash === undefined) return true;
+      return hash !== newest && (entry.preparedAt.get(node) ?? 0) <= since;
     });
   }
 
@@ -153,7 +187,10 @@ export class PublishCoordinator {
       if (!key.startsWith(prefix)) continue;
       const hash = entry.followers.get(nodeId);
       entry.followers.delete(nodeId);
-      if (hash !== undefined && entry.rounds.has(hash)) entry.prepared.set(nodeId, hash);
+      if (hash !== undefined && entry.rounds.has(hash)) {
+        entry.prepared.set(nodeId, hash);
+        entry.preparedAt.set(nodeId, Date.now());
+      }
     }
     await this.store.clearEviction(mirrorId, nodeId);
     this.log.info({ mirrorId, nodeId, members: members.size + 1 }, 'mirror node joined its farm');
@@ -189,12 +226,8 @@ export class PublishCoordinator {
     const cutoff = now - this.membership.timing.lagCutoffMs;
     const prefix = `${mirrorId}\u0000`;
     for (const [key, entry] of this.pending) {
-      if (!key.startsWith(prefix)) continue;
-      const mine = entry.prepared.get(nodeId);
-      const mineSeq = mine === undefined ? -1 : (entry.rounds.get(mine)?.seq ?? -1);
-      for (const [hash, round] of entry.rounds) {
-        if (round.startedAt < cutoff && hash !== mine && mineSeq <= round.seq) return true;
-      }
+      if (!key.startsWith(prefix) || entry.waitingSince === undefined || entry.waitingSince >= cutoff) continue;
+      if (this.stuck(entry, [nodeId], cutoff).length) return true;
     }
     return false;
   }
@@ -223,7 +256,7 @@ export class PublishCoordinator {
     const prefix = `${mirrorId}\u0000`;
     for (const [key, entry] of this.pending) {
       if (!key.startsWith(prefix)) continue;
-      for (const round of entry.rounds.values()) clearTimeout(round.timer);
+      clearTimeout(entry.timer);
       this.pending.delete(key);
     }
     this.forgetCommits(mirrorId);
@@ -232,7 +265,7 @@ export class PublishCoordinator {
 
   stop(): void {
     this.stopped = true;
-    for (const entry of this.pending.values()) for (const round of entry.rounds.values()) clearTimeout(round.timer);
+    for (const entry of this.pending.values()) clearTimeout(entry.timer);
     this.pending.clear();
     this.lastCommitted.clear();
   }
@@ -254,39 +287,33 @@ export class PublishCoordinator {
       for (const [node, h] of [...map]) {
         if (h !== hash) continue;
         map.delete(node);
+        entry.preparedAt.delete(node);
         participants.push(node);
         if (node !== poster) this.farm.sendCommit(mirrorId, node, { repositoryId, refStateHash: hash });
       }
     }
     // Rounds that started before this one are superseded: nobody is evicted for an older state.
     const seq = entry.rounds.get(hash)!.seq;
-    for (const [h, round] of [...entry.rounds]) {
-      if (round.seq <= seq) {
-        clearTimeout(round.timer);
-        entry.rounds.delete(h);
-      }
-    }
+    for (const [h, round] of [...entry.rounds]) if (round.seq <= seq) entry.rounds.delete(h);
+    if (entry.rounds.size === 0) this.disarm(entry);
+    else this.arm(mirrorId, repositoryId, entry, Math.min(...[...entry.rounds.values()].map((r) => r.startedAt)));
     this.onCommit(mirrorId, repositoryId, participants);
     return true;
   }
 
-  /** The prepare window of `hash` closed: evict the members that did not stage it (once fenced), then commit. */
-  private async expire(mirrorId: string, repositoryId: number, hash: string): Promise<void> {
+  /** The repository waited a whole prepare timeout: evict the stuck members (once fenced), then commit. */
+  private async expire(mirrorId: string, repositoryId: number): Promise<void> {
     const key = PublishCoordinator.key(mirrorId, repositoryId);
     try {
       await this.lock.run(key, async () => {
         const entry = this.pending.get(key);
-        const round = entry?.rounds.get(hash);
-        if (!entry || !round || this.stopped) return;
-        const members = this.membership.members(mirrorId);
-        const seqOf = (h: string | undefined) => (h === undefined ? -1 : (entry.rounds.get(h)?.seq ?? -1));
-        const laggards = [...members].filter((node) => entry.prepared.get(node) !== hash && seqOf(entry.prepared.get(node)) <= round.seq);
+        if (!entry || entry.waitingSince === undefined || this.stopped) return;
         const now = Date.now();
+        const laggards = this.stuck(entry, this.membership.members(mirrorId), now - this.options.prepareTimeoutMs);
         const fence = Math.max(0, ...laggards.map((node) => this.membership.fencedAt(mirrorId, node)));
         if (fence > now) {
           // A laggard may still be in rotation: wait until its lease and the balancer's margin are over.
-          round.timer = setTimeout(() => void this.expire(mirrorId, repositoryId, hash), fence - now + 10);
-          round.timer.unref();
+          this.arm(mirrorId, repositoryId, entry, entry.waitingSince, fence + 10);
           return;
         }
         if (laggards.length) {
@@ -294,18 +321,21 @@ export class PublishCoordinator {
           for (const node of laggards) {
             this.membership.remove(mirrorId, node);
             entry.prepared.delete(node);
+            entry.preparedAt.delete(node);
           }
           await this.store.evict(mirrorId, laggards);
           this.onEvict(mirrorId, laggards);
           this.log.warn(
-            { mirrorId, repositoryId, refStateHash: hash, evicted: laggards, timeoutMs: this.options.prepareTimeoutMs },
+            { mirrorId, repositoryId, evicted: laggards, timeoutMs: this.options.prepareTimeoutMs },
             'mirror nodes did not prepare in time; evicted them from the active set and committed on the others',
           );
         }
-        if (!this.commitIfAgreed(mirrorId, repositoryId, hash)) {
-          // Nobody left waits for this hash (the others staged a newer one): that round decides.
-          clearTimeout(round.timer);
-          entry.rounds.delete(hash);
+        // Newest first: one commit supersedes every older round.
+        const byNewest = [...entry.rounds].sort(([, a], [, b]) => b.seq - a.seq).map(([hash]) => hash);
+        if (!byNewest.some((hash) => this.commitIfAgreed(mirrorId, repositoryId, hash))) {
+          // The members left keep staging but have not met on one hash yet: give them another timeout.
+          if (entry.rounds.size) this.arm(mirrorId, repositoryId, entry, now);
+          else this.disarm(entry);
         }
         this.tidy(key);
       });
@@ -320,12 +350,8 @@ export class PublishCoordinator {
     const entry = this.pending.get(key);
     if (!entry) return;
     const waiting = new Set(entry.prepared.values());
-    for (const [hash, round] of entry.rounds) {
-      if (!waiting.has(hash)) {
-        clearTimeout(round.timer);
-        entry.rounds.delete(hash);
-      }
-    }
+    for (const hash of [...entry.rounds.keys()]) if (!waiting.has(hash)) entry.rounds.delete(hash);
+    if (entry.rounds.size === 0) this.disarm(entry);
     if (entry.prepared.size === 0 && entry.followers.size === 0 && entry.rounds.size === 0) this.pending.delete(key);
   }
 }

@@ -63,7 +63,10 @@ export async function startMirror(config: Config, log: Logger): Promise<RunningM
   // Logged once per change, not per failed call: an outage of hours is two lines.
   const health = new UpstreamHealth((from, to, detail) => {
     if (to === 'UNREACHABLE') log.warn({ upstream: upstreamUrl, code: detail.errorCode, err: detail.message }, 'cannot reach the primary; serving what this node has');
-    else if (from === 'UNREACHABLE') log.info({ upstream: upstreamUrl, outageSeconds: detail.outageSeconds }, 'primary reachable again');
+    else if (from === 'UNREACHABLE') {
+      log.info({ upstream: upstreamUrl, outageSeconds: detail.outageSeconds }, 'primary reachable again');
+      controller?.upstreamBack();
+    }
   });
   mirrorMetrics.watchUpstream(health);
   const upstream = new Upstream(upstreamUrl, identity.key, identity.nodeId, config.trust.caFile, undefined, health);

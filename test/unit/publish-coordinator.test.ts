@@ -114,6 +114,24 @@ describe('two-phase publish coordinator', () => {
     c.stop();
   });
 
+  it('evicts a stuck member although every push supersedes the round before the timeout, and never one that keeps staging', async () => {
+    const { farm, c } = setup(['a', 'b', 'c'], 200);
+    const t0 = Date.now();
+    let evictedAfter = 0;
+    for (let i = 0; Date.now() - t0 < 600; i++) {
+      const hash = `v1:${i.toString(16).padStart(64, '0')}`;
+      await c.prepared('M', 'a', 1, hash);
+      await sleep(5);
+      await c.prepared('M', 'b', 1, hash); // b a step behind a, every time
+      if (!evictedAfter && farm.evictedNodes.size) evictedAfter = Date.now() - t0;
+      await sleep(20);
+    }
+    assert.deepEqual([...farm.evictedNodes], ['c']);
+    assert.ok(evictedAfter >= 190 && evictedAfter < 450, `evicted after ${evictedAfter} ms`);
+    assert.ok(farm.commits.length > 5, 'a and b publish every push after that');
+    c.stop();
+  });
+
   it('commits a waiting round when a member that has not prepared leaves the farm', async () => {
     const { farm, c } = setup(['a', 'b'], 10_000);
     assert.deepEqual(await c.prepared('M', 'a', 5, H1), { commit: false });
