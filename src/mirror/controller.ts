@@ -117,7 +117,11 @@ export class MirrorController {
    * the state the farm agreed on, which is the point of the two-phase publish.
    */
   ready(): boolean {
-    return !this.removed() && this.state !== 'ERROR' && this.member.ready();
+    if (this.removed() || this.state === 'ERROR' || !this.member.ready()) return false;
+    // In a farm of several, a node that cannot reach its primary leaves the rotation as soon as it notices, not
+    // only when its lease runs out: it cannot verify credentials it has not seen, and another node can. A lone
+    // node keeps serving what it can.
+    return this.deps.health.up() || this.member.farmSize() <= 1;
   }
 
   /** The primary answers again after an outage: resume the event stream at once. */
@@ -271,7 +275,10 @@ export class MirrorController {
         this.deps.log.debug('event stream connected');
         void this.deps.engine.reannounce();
       },
-      onDisconnected: (err) => err && this.deps.log.debug({ err: err.message }, 'event stream interrupted; resuming'),
+      onDisconnected: (err) => {
+        if (err) this.deps.log.debug({ err: err.message }, 'event stream interrupted; resuming');
+        this.member.probeSoon();
+      },
     }, this.deps.log);
     this.stream.start();
     this.member.start();

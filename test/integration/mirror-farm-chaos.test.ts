@@ -97,36 +97,55 @@ describe('a farm under continuous pushes while nodes join, crash, are cut off an
         { name: 'ssh-v0', url: farm.sshUrl('CHAOS', 'app'), protocol: 0, options: { env: ssh } },
       ],
     });
+    const started = Date.now();
+    const marks: Array<[string, number]> = [];
     load.start();
     await sleep(2000);
 
-    // Scale 1 -> 3. node-2 reaches the primary (HTTPS and SSH) through proxies the test controls. node-1 is
-    // killed while it is still syncing, restarted, and joins.
-    const https = await startTcpProxy(primary.httpPort);
-    const sshProxy = await startTcpProxy(primary.sshPort);
-    proxies.push(https, sshProxy);
-    await farm.addNode();
-    await farm.addNode({
-      MIRRORFARM_MIRROR_UPSTREAM_URL: `https://127.0.0.1:${https.port}`,
-      MIRRORFARM_MIRROR_UPSTREAM_SSH_HOST: '127.0.0.1',
-      MIRRORFARM_MIRROR_UPSTREAM_SSH_PORT: String(sshProxy.port),
-    });
-    const syncing = await eventually(async () => {
+    // Scale 1 -> 3. node-1 and node-2 reach the primary (HTTPS and SSH) through proxies the test controls.
+    // node-1 cannot fetch at first, so it is surely still syncing (and out of rotation) when it is killed with
+    // SIGKILL; then it is restarted and joins.
+    const viaProxies = async () => {
+      const pair = { https: await startTcpProxy(primary.httpPort), ssh: await startTcpProxy(primary.sshPort) };
+      proxies.push(pair.https, pair.ssh);
+      const env = {
+        MIRRORFARM_MIRROR_UPSTREAM_URL: `https://127.0.0.1:${pair.https.port}`,
+        MIRRORFARM_MIRROR_UPSTREAM_SSH_HOST: '127.0.0.1',
+        MIRRORFARM_MIRROR_UPSTREAM_SSH_PORT: String(pair.ssh.port),
+      };
+      return { ...pair, env };
+    };
+    const one = await viaProxies();
+    const two = await viaProxies();
+    one.ssh.cut();
+    await farm.addNode(one.env);
+    await farm.addNode(two.env);
+    await eventually(async () => {
       const s = (await mirrorGet(farm.nodes.get('node-1')!, '/status')).body;
-      return s.state === 'SYNCHRONIZING' ? s : undefined;
-    }, 'node-1 syncing', 20_000, 20);
-    if (!(syncing.farm as { member: boolean }).member) assert.equal((await mirrorGet(farm.nodes.get('node-1')!, '/ready')).status, 503, 'a joining node is not ready');
+      return s.state === 'SYNCHRONIZING' && (s.failingRepositories as unknown[]).length > 0;
+    }, 'node-1 trying to sync', 20_000, 50);
+    assert.equal((await mirrorGet(farm.nodes.get('node-1')!, '/ready')).status, 503, 'a node that is not in sync is not ready');
+    assert.ok(!farm.inRotation().includes('node-1'));
     await farm.stopNode('node-1', 'SIGKILL');
+    marks.push(['node-1 killed', Date.now()]);
+    one.ssh.heal();
     await farm.restartNode('node-1');
     await rotationIs(['node-0', 'node-1', 'node-2']);
     const nodes = await api(primary, 'GET', `/rest/mirroring/1.0/mirrorServers/${mirrorId}`);
     assert.deepEqual(nodes.body.nodes.map((n: { id: string }) => n.id).sort(), ['node-0', 'node-1', 'node-2']);
 
-    // Cut node-2 off from the primary for longer than the prepare timeout.
+    marks.push(['three in rotation', Date.now()]);
+
+    // Cut node-2 off from the primary for longer than the prepare timeout. It has verified the readers'
+    // credentials before (users it verified keep working while the primary cannot be reached; one it has not
+    // seen would be refused until the balancer takes the node out of rotation).
+    await gitOk(primary, ['ls-remote', farm.nodes.get('node-2')!.httpUrl('CHAOS', 'app')], { creds: alice });
+    await gitOk(primary, ['ls-remote', farm.nodes.get('node-2')!.sshUrl('CHAOS', 'app')], { env: { GIT_SSH_COMMAND: ssh.GIT_SSH_COMMAND.replace('StrictHostKeyChecking=yes', 'StrictHostKeyChecking=no').replace(knownHosts, '/dev/null') } });
     const evictionsBefore = await metric(primary, 'mirrorfarm_mirror_node_evictions_total');
-    https.cut();
-    sshProxy.cut();
+    two.https.cut();
+    two.ssh.cut();
     const cutAt = Date.now();
+    marks.push(['node-2 cut off', cutAt]);
     await eventually(async () => (await mirrorGet(farm.nodes.get('node-2')!, '/ready')).status === 503, 'node-2 not ready once cut off', 5_000, 50);
     const unreadyAfter = Date.now() - cutAt;
     assert.ok(unreadyAfter <= (PREPARE_TIMEOUT_S * 2000) / 3 + 1000, `not ready ${unreadyAfter} ms after the cut (lease ${PREPARE_TIMEOUT_S / 3} s)`);
@@ -147,29 +166,35 @@ describe('a farm under continuous pushes while nodes join, crash, are cut off an
     );
     const heldMs = PREPARE_TIMEOUT_S * 1000 + 2000 - (Date.now() - cutAt);
     if (heldMs > 0) await sleep(heldMs);
-    https.heal();
-    sshProxy.heal();
+    two.https.heal();
+    two.ssh.heal();
     const healedAt = Date.now();
+    marks.push(['node-2 healed', healedAt]);
     await rotationIs(['node-0', 'node-1', 'node-2'], 30_000);
     const rejoinMs = Date.now() - healedAt;
     assert.ok(rejoinMs < 15_000, `node-2 back in rotation ${rejoinMs} ms after the heal`);
     assert.ok(!['OUT_OF_SYNC', 'EVICTED'].includes((await primaryNode('node-2'))?.state ?? ''), 'no longer evicted');
 
     // Scale 3 -> 2 gracefully, then a rolling restart of the two that are left.
+    marks.push(['node-1 SIGTERM', Date.now()]);
     await farm.stopNode('node-1', 'SIGTERM');
     await rotationIs(['node-0', 'node-2']);
     for (const name of ['node-0', 'node-2']) {
+      marks.push([`${name} restarting`, Date.now()]);
       await farm.stopNode(name, 'SIGTERM');
       await farm.restartNode(name);
       await rotationIs(['node-0', 'node-2']);
     }
+    marks.push(['rolling restart done', Date.now()]);
 
     // Enough operations, then everything stops and every node converges to the primary.
     await eventually(async () => load.ops >= 300, `300 client operations (${load.ops} so far)`, 120_000, 200);
     await load.stop();
     const summary = [...load.counts].map(([k, v]) => `${k}: ${v}`).join(', ');
     process.stdout.write(`# farm load: ${load.ops} client operations (${summary}), ${load.pushes.length} pushes, ${load.failures.length} failed; node-2 unready ${unreadyAfter} ms after the cut, back ${rejoinMs} ms after the heal\n`);
-    assert.deepEqual(load.failures, [], `failed client operations:\n${load.failures.map((f) => `${f.what}: ${f.stderr}`).join('\n')}`);
+    const when = (at: number) => `${((at - started) / 1000).toFixed(1)} s`;
+    const timeline = marks.map(([what, at]) => `${when(at)} ${what}`).join('\n');
+    assert.deepEqual(load.failures, [], `failed client operations:\n${load.failures.map((f) => `${when(f.at)} ${f.what}: ${f.stderr}`).join('\n')}\ntimeline:\n${timeline}`);
     assert.ok(load.ops >= 300);
     assert.deepEqual(load.check(), [], 'every tip a client got was a tip of the primary at some moment');
     for (const node of farm.nodes.values()) await waitForSameRefs(primary, node, 'CHAOS', 'app', alice, 20_000);
