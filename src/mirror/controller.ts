@@ -117,11 +117,9 @@ export class MirrorController {
    * the state the farm agreed on, which is the point of the two-phase publish.
    */
   ready(): boolean {
-    if (this.removed() || this.state === 'ERROR' || !this.member.ready()) return false;
-    // In a farm of several, a node that cannot reach its primary leaves the rotation as soon as it notices, not
-    // only when its lease runs out: it cannot verify credentials it has not seen, and another node can. A lone
-    // node keeps serving what it can.
-    return this.deps.health.up() || this.member.farmSize() <= 1;
+    // A node cut off from its primary stays ready until its lease runs out (a third of the prepare timeout),
+    // not from the first failed call: a primary restart of a few seconds must not empty every farm's rotation.
+    return !this.removed() && this.state !== 'ERROR' && this.member.ready();
   }
 
   /** The primary answers again after an outage: resume the event stream at once. */

@@ -79,11 +79,6 @@ export class FarmMember {
     return this.member && this.caughtUp && !this.draining && this.now() < this.leaseUntil;
   }
 
-  /** Members of the active set at the last answer (1 until told otherwise). */
-  farmSize(): number {
-    return this.memberCount ?? 1;
-  }
-
   /** Something suggests the primary may be gone (the event stream broke): ask now rather than at the next renewal. */
   probeSoon(): void {
     if (!this.running) this.schedule(0);
