@@ -90,6 +90,7 @@ export class MirrorController {
         cursor: () => this.cursor,
         generation: () => this.deps.engine.generation(),
         servedUpTo: (g) => this.deps.engine.servedUpTo(g),
+        reported: () => this.reportQueue.size === 0 && !this.reporting,
         resync: () => void this.snapshot().catch((err: Error) => this.deps.log.warn({ err: err.message }, 'snapshot pass after an eviction failed')),
         restageAll: () => void this.restageAll(),
         changed: () => this.evaluate(),

@@ -33,6 +33,8 @@ export interface FarmMemberHooks {
   /** The sync engine's request generation, and whether everything asked for up to one is published. */
   generation(): number;
   servedUpTo(generation: number): boolean;
+  /** Every sync result so far has reached the primary (which then lists this node as in sync). */
+  reported(): boolean;
   /** Evicted: repair what was missed (a snapshot pass). */
   resync(): void;
   /** Published while the farm was empty: stage every repository again. */
@@ -120,7 +122,7 @@ export class FarmMember {
       if (this.member) await this.renew();
       else if (!this.draining && (await this.hooks.canJoin())) await this.join();
       if (this.member && !this.caughtUp && this.catchUpTo === undefined && this.hooks.cursor() >= this.joinedAt) this.catchUpTo = this.hooks.generation();
-      if (this.member && !this.caughtUp && this.catchUpTo !== undefined && this.hooks.servedUpTo(this.catchUpTo)) {
+      if (this.member && !this.caughtUp && this.catchUpTo !== undefined && this.hooks.servedUpTo(this.catchUpTo) && this.hooks.reported()) {
         this.caughtUp = true;
         this.log.info({ memberCount: this.memberCount }, 'member of the farm and caught up: ready');
         this.hooks.changed();
