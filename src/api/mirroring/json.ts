@@ -58,7 +58,7 @@ export const UpstreamOutageJson = Type.Object(
 
 const NodeJson = Type.Object({
   id: Type.String(),
-  state: Type.String({ description: 'CONNECTED (holds an event stream), DISCONNECTED, or OUT_OF_SYNC (evicted until it reports READY).' }),
+  state: Type.String({ description: 'CONNECTED (holds an event stream), DISCONNECTED, or OUT_OF_SYNC (evicted from the farm active set until it joins again).' }),
   reportedState: Type.Optional(Type.String({ description: 'What the node last reported about itself (READY, ...).' })),
   lastSeenDate: Type.String({ format: 'date-time' }),
   cursor: Type.Integer({ description: 'The last event id the node has applied.' }),
