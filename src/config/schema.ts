@@ -86,6 +86,8 @@ export const ConfigSchema = Type.Object(
         authCacheSeconds: Type.Integer({ minimum: 0, default: 60, description: 'How long a verified credential is trusted without asking the primary again.' }),
         authGraceSeconds: Type.Integer({ minimum: 0, default: 900, description: 'How long credentials verified before keep working while the primary is unreachable.' }),
         maxDeleteShare: Type.Number({ minimum: 0, maximum: 1, default: 0.5, description: 'A snapshot pass refuses to delete more than this share of the mirrored repositories.' }),
+        upstreamSshHost: Type.Optional(Type.String({ minLength: 1, description: "Where this node reaches the primary's SSH server, when not at the host the primary publishes (a proxy or NAT in between). The host key stays pinned." })),
+        upstreamSshPort: Type.Optional(port()),
       },
       { additionalProperties: false, default: {} },
     ),
@@ -93,7 +95,13 @@ export const ConfigSchema = Type.Object(
       {
         webhookUrl: Type.Optional(Type.String({ pattern: '^https://', description: 'Primary: POSTed to when a mirror has synchronized a repository (e.g. for CI).' })),
         nodeOfflineSeconds: Type.Integer({ minimum: 1, default: 30, description: 'Primary: a mirror farm node not heard from for this long shows as OFFLINE and no longer counts as a farm member.' }),
-        prepareTimeoutSeconds: Type.Integer({ minimum: 1, default: 30, description: "Primary: how long a farm's other nodes have to stage a change after the first did; the ones that have not are evicted." }),
+        prepareTimeoutSeconds: Type.Number({
+          minimum: 1,
+          maximum: 3600,
+          default: 30,
+          description:
+            "Primary: how long a farm's other nodes have to stage a change after the first did before they are evicted. A third of it is the nodes' lease and a third the time the load balancer is given to take a node out of rotation (docs/mirroring-protocol.md).",
+        }),
       },
       { additionalProperties: false, default: {} },
     ),

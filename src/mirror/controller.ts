@@ -9,6 +9,7 @@ import type { Logger } from '../obs/logger.js';
 import type { Catalog, UpstreamProject, UpstreamRepository } from './catalog.js';
 import type { DelegatedAuth } from './delegated-auth.js';
 import { EventStreamClient, type StreamMessage } from './event-stream.js';
+import { FarmMember, type FarmMemberView } from './farm-member.js';
 import type { MirrorIdentity } from './identity.js';
 import type { MirrorMetrics } from './metrics.js';
 import { preflight, type PreflightResult } from './preflight.js';
@@ -37,6 +38,8 @@ interface StreamEvent {
 }
 
 const AUTH_EVENTS = /^(permission|user|group|ssh_key|access_token)\./;
+/** A node joins its farm only when no change has waited longer than this for it. */
+const JOIN_MAX_BEHIND_MS = 2_000;
 /** How many repositories a snapshot pass reads from disk to verify (see verificationBatch). */
 const VERIFY_PER_PASS = 500;
 
@@ -63,7 +66,7 @@ export interface Selection {
 }
 
 /** The farm as the primary sees it, from its answer to this node's last report. */
-export interface FarmMembership {
+export interface FarmSeen {
   memberCount: number;
   activeCount: number;
   role: string;
@@ -71,7 +74,8 @@ export interface FarmMembership {
 
 export class MirrorController {
   state: MirrorState = 'INITIALIZING';
-  farm: FarmMembership | undefined;
+  /** The primary's answer to the last report: nodes in contact, members of the active set, this node's role. */
+  farmSeen: FarmSeen | undefined;
   error: { code: string; message: string } | undefined;
   primary: PreflightResult | undefined;
   private stream: EventStreamClient | undefined;
@@ -86,8 +90,25 @@ export class MirrorController {
   private verifyOffset = 0;
   private passesDone = 0;
   private selected: Selection | undefined;
+  private readonly member: FarmMember;
+  private reannouncing = false;
 
-  constructor(private readonly deps: MirrorControllerDeps) {}
+  constructor(private readonly deps: MirrorControllerDeps) {
+    this.member = new FarmMember(
+      deps.upstream,
+      {
+        canJoin: () => this.canJoin(),
+        cursor: () => this.cursor,
+        generation: () => this.deps.engine.generation(),
+        servedUpTo: (g) => this.deps.engine.servedUpTo(g),
+        reported: () => this.reportQueue.size === 0 && !this.reporting,
+        resync: () => void this.snapshot().catch((err: Error) => this.deps.log.warn({ err: err.message }, 'snapshot pass after an eviction failed')),
+        restageAll: () => void this.restageAll(),
+        changed: () => this.evaluate(),
+      },
+      deps.log.child({ component: 'farm' }),
+    );
+  }
 
   /** Runs in the background; the HTTP and SSH listeners are already up so preflight can reach them. */
   start(): void {
@@ -96,14 +117,54 @@ export class MirrorController {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.member.stop();
     this.stream?.stop();
     this.timers.forEach((t) => clearInterval(t));
     this.deps.engine.stop();
   }
 
-  /** Ready for the load balancer: only when everything carried is in sync. */
+  /**
+   * Ready for the load balancer: a member of the farm's active set, caught up, within its lease (so not while it
+   * is cut off from the primary or keeps the farm waiting). A member staging a new push stays ready: it serves
+   * the state the farm agreed on, which is the point of the two-phase publish.
+   */
   ready(): boolean {
-    return this.state === 'SYNCHRONIZED';
+    // A node cut off from its primary stays ready until its lease runs out (a third of the prepare timeout),
+    // not from the first failed call: a primary restart of a few seconds must not empty every farm's rotation.
+    return !this.removed() && this.state !== 'ERROR' && this.member.ready();
+  }
+
+  /** The primary answers again after an outage: resume the event stream at once. */
+  upstreamBack(): void {
+    this.stream?.nudge();
+  }
+
+  /**
+   * This node's place in its farm, for /status: its own membership and lease, and the primary's view (Bitbucket's
+   * `memberCount`: the farm's nodes in contact; `activeCount`: those in the active set; `role`).
+   */
+  farm(): FarmMemberView & { activeCount?: number; role?: string } {
+    return { ...this.member.view(), ...(this.farmSeen ?? {}) };
+  }
+
+  /** Graceful shutdown: leave the farm's active set (after the balancer has had time to notice). */
+  async leaveFarm(): Promise<void> {
+    await this.member.leave();
+  }
+
+  /**
+   * Close enough to the primary to join the farm: the first pass done, every repository synced once, and no
+   * change waiting longer than JOIN_MAX_BEHIND_MS (under continuous pushes a node is never idle; what it joins
+   * with is a state the farm agreed on anyway, and it is ready only once it has caught up with the join).
+   */
+  private async canJoin(): Promise<boolean> {
+    if (this.passesDone === 0 || this.removed() || this.deps.engine.behindMs() > JOIN_MAX_BEHIND_MS) return false;
+    return this.deps.catalog.allSynced();
+  }
+
+  private async restageAll(): Promise<void> {
+    for (const repo of await this.deps.catalog.repositories()) this.deps.engine.request(repo.id);
+    this.evaluate();
   }
 
   removed(): boolean {
@@ -169,6 +230,9 @@ export class MirrorController {
     while (!this.stopped) {
       try {
         this.primary = await preflight({ upstreamUrl: config.mirror.upstreamUrl!, baseUrl: config.baseUrl!, caFile: config.trust.caFile, instanceId: this.deps.instanceId, mirrorId: identity.mirrorId });
+        if (config.mirror.upstreamSshHost) this.primary.sshHost = config.mirror.upstreamSshHost;
+        if (config.mirror.upstreamSshPort) this.primary.sshPort = config.mirror.upstreamSshPort;
+        upstream.setAudience(this.primary.primary.baseUrl);
         this.deps.health.contact();
         if (this.primary.baseUrlWarning) this.deps.log.warn(this.primary.baseUrlWarning, 'baseUrl could not be checked; going on');
         break;
@@ -211,8 +275,10 @@ export class MirrorController {
     }
     if (this.stopped) return;
 
-    // 3. In sync: snapshot, then the stream; snapshots repeat to repair anything the stream missed.
+    // 3. In sync: snapshot, then the stream; snapshots repeat to repair anything the stream missed. A node
+    // (re)starting is no member of its farm until it has caught up, whatever the primary remembers of it.
     this.setState('SYNCHRONIZING');
+    await this.member.reset();
     const stored = await this.deps.catalog.getState('cursor');
     this.cursor = stored ? Number(stored) : 0;
     await this.snapshotWithRetry(stored === undefined);
@@ -225,9 +291,13 @@ export class MirrorController {
         this.deps.log.debug('event stream connected');
         void this.deps.engine.reannounce();
       },
-      onDisconnected: (err) => err && this.deps.log.debug({ err: err.message }, 'event stream interrupted; resuming'),
+      onDisconnected: (err) => {
+        if (err) this.deps.log.debug({ err: err.message }, 'event stream interrupted; resuming');
+        this.member.probeSoon();
+      },
     }, this.deps.log);
     this.stream.start();
+    this.member.start();
     this.timers.push(setInterval(() => void this.snapshot().catch((err: Error) => this.deps.log.warn({ err: err.message }, 'snapshot pass failed')), config.mirror.snapshotIntervalSeconds * 1000).unref());
     this.timers.push(setInterval(() => void this.tick(), 500).unref());
   }
@@ -493,21 +563,28 @@ export class MirrorController {
     }
     void this.deps.catalog.allSynced().then((allSynced) => {
       const inSync = this.deps.engine.pending() === 0 && allSynced && !(this.snapshotRunning && this.passesDone === 0);
-      if (!this.removed()) this.setState(inSync ? 'SYNCHRONIZED' : 'SYNCHRONIZING');
+      // SYNCHRONIZED also means counted by the farm: a node that is in sync but not (yet, or no longer) a member
+      // of the active set serves nothing the balancer should send it.
+      if (!this.removed()) this.setState(inSync && this.member.established() ? 'SYNCHRONIZED' : 'SYNCHRONIZING');
     });
   }
 
   private async tick(): Promise<void> {
     this.deps.metrics.lag.set(this.lagSeconds());
     this.evaluate();
+    if (this.deps.engine.awaiting() > 0 && !this.reannouncing) {
+      this.reannouncing = true;
+      void this.deps.engine.reannounceStale().finally(() => (this.reannouncing = false));
+    }
     // Results are reported as they come; otherwise a heartbeat every 5 s carries lag and state.
     if (this.reporting || this.removed() || (this.reportQueue.size === 0 && Date.now() - this.lastReport < 5000)) return;
     this.reporting = true;
     this.lastReport = Date.now();
     const batch = [...this.reportQueue.values()];
     this.reportQueue.clear();
+    const outage = this.deps.health.report().lastOutage;
     try {
-      const answer = await this.deps.upstream.call<{ farm?: FarmMembership } | undefined>('POST', '/rest/mirroring/1.0/mirror/report', {
+      const answer = await this.deps.upstream.call<{ farm?: FarmSeen } | undefined>('POST', '/rest/mirroring/1.0/mirror/report', {
         cursor: this.cursor,
         version: VERSION,
         lagSeconds: this.lagSeconds(),
@@ -517,7 +594,9 @@ export class MirrorController {
         upstream: this.deps.health.report(),
         repositories: batch.map((r) => ({ id: r.repositoryId, status: r.status, refStateHash: r.refStateHash, ...(r.error ? { error: r.error } : {}) })),
       });
-      if (answer?.farm) this.farm = answer.farm;
+      if (answer?.farm) this.farmSeen = answer.farm;
+      // This report ended an outage (its answer was the first contact): tell the primary about it at once.
+      if (this.deps.health.report().lastOutage !== outage) this.lastReport = 0;
     } catch (err) {
       for (const r of batch) if (!this.reportQueue.has(r.repositoryId)) this.reportQueue.set(r.repositoryId, r);
       this.refused(err as MirrorfarmError);

@@ -32,6 +32,7 @@ export interface StreamHandlers {
 export class EventStreamClient {
   private abort: AbortController | undefined;
   private stopped = false;
+  private wake: (() => void) | undefined;
 
   constructor(
     private readonly upstream: Upstream,
@@ -47,6 +48,12 @@ export class EventStreamClient {
   stop(): void {
     this.stopped = true;
     this.abort?.abort();
+    this.wake?.();
+  }
+
+  /** The primary answers again (another call got through): reconnect now rather than after the backoff. */
+  nudge(): void {
+    this.wake?.();
   }
 
   private async loop(): Promise<void> {
@@ -80,7 +87,14 @@ export class EventStreamClient {
       }
       if (this.stopped) return;
       this.handlers.onDisconnected(err);
-      await new Promise((resolve) => setTimeout(resolve, delay));
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, delay);
+        this.wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.wake = undefined;
       delay = Math.min(delay * 2, 10_000);
     }
   }

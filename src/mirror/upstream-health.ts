@@ -102,10 +102,12 @@ export class UpstreamHealth {
     };
   }
 
-  /** What the node tells the primary in each report: the outage it is in (if a report gets through) or the last one. */
+  /**
+   * What the node tells the primary in each report: the last outage that is over. One still going on is left
+   * out: a report that gets through ends it, and the primary would otherwise keep an outage without its end
+   * (the report was written before the answer that ended it arrived).
+   */
   report(): { state: UpstreamConnection; lastOutage?: UpstreamOutage } {
-    const ongoing = this.current ? { errorCode: this.current.errorCode, message: this.current.message, since: new Date(this.current.since).toISOString() } : undefined;
-    const outage = ongoing ?? this.last;
-    return { state: this.state, ...(outage ? { lastOutage: outage } : {}) };
+    return { state: this.state, ...(this.last ? { lastOutage: this.last } : {}) };
   }
 }

@@ -49,6 +49,8 @@ export interface UpstreamResponse<T> {
 
 export class Upstream {
   private readonly ca: string[];
+  /** What tokens name as their audience: the primary's own base URL once discovery told it (see setAudience). */
+  private audience: string;
 
   constructor(
     readonly baseUrl: string,
@@ -60,6 +62,15 @@ export class Upstream {
     readonly health?: UpstreamHealth,
   ) {
     this.ca = trustedCas(caFile);
+    this.audience = baseUrl;
+  }
+
+  /**
+   * Tokens are for the primary as it names itself (discovery's baseUrl, read over validated HTTPS), which
+   * differs from mirror.upstreamUrl when the node reaches the primary through a proxy or another name.
+   */
+  setAudience(primaryBaseUrl: string): void {
+    this.audience = primaryBaseUrl;
   }
 
   private options(method: string, path: string, headers: Record<string, string | number>): RequestOptions & { url: URL } {
@@ -69,7 +80,7 @@ export class Upstream {
 
   /** Opens a request and resolves with the response once headers arrive. */
   async open(method: string, path: string, body?: unknown, extraHeaders: Record<string, string> = {}, signal?: AbortSignal, idleTimeoutMs?: number): Promise<IncomingMessage> {
-    const token = await signMirrorToken(this.key, this.baseUrl, this.nodeId);
+    const token = await signMirrorToken(this.key, this.audience, this.nodeId);
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     const { url, ...options } = this.options(method, path, {
       authorization: `Bearer ${token}`,

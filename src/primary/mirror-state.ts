@@ -5,7 +5,7 @@
 //
 // Stored node states (mirror_nodes.state): CONNECTED (holds an event stream), DISCONNECTED (does not), OUT_OF_SYNC
 // (evicted from the farm's active set because it did not prepare in time; it stays so, stream or not, until it
-// reports READY). What administrators see is derived from these and the node's reports (node-status.ts).
+// joins again). What administrators see is derived from these and the node's reports (node-status.ts).
 // A repository is "in sync" on a mirror when every live node (not OUT_OF_SYNC, and seen within NODE_STALE_MS, so
 // that a node scaled away does not hold its farm back forever) last reported it SYNCED at the primary's current
 // ref-state hash, and there is at least one: that is what a client reaching any node behind the load balancer
@@ -43,7 +43,7 @@ export interface UpstreamOutage {
 export interface NodeReport {
   cursor?: number;
   lagSeconds?: number;
-  /** The node's own view: READY when it serves the primary's state (clears an eviction), anything else otherwise. */
+  /** The node's own view (SYNCHRONIZED, SYNCHRONIZING, ...); shown, never acted on. */
   state?: string;
   repositories?: ReportedRepository[];
   /** Where clients reach the mirror's SSH server, for clone links. */
@@ -107,6 +107,8 @@ export interface MirrorStateOptions {
   nodeOfflineMs: number;
   /** Whether the node holds an event stream right now (the stream hub knows). */
   isStreaming: (mirrorId: string, nodeId: string) => boolean;
+  /** Whether the node is in its farm's active set (the coordinator's membership knows). */
+  isMember: (mirrorId: string, nodeId: string) => boolean;
 }
 
 export interface SyncedRepository {
@@ -146,7 +148,7 @@ export class MirrorState {
     private readonly db: Db,
     options: Partial<MirrorStateOptions> = {},
   ) {
-    this.options = { nodeOfflineMs: DEFAULT_NODE_OFFLINE_SECONDS * 1000, isStreaming: () => false, ...options };
+    this.options = { nodeOfflineMs: DEFAULT_NODE_OFFLINE_SECONDS * 1000, isStreaming: () => false, isMember: () => false, ...options };
   }
 
   private volatileOf(mirrorId: string) {
@@ -164,14 +166,14 @@ export class MirrorState {
     const rows = await this.db.selectFrom('mirror_nodes').select(['node_id', 'state', 'last_seen_at']).where('mirror_id', '=', mirrorId).execute();
     const now = Date.now();
     const members = rows.filter((n) => now - Number(n.last_seen_at) <= this.options.nodeOfflineMs);
-    const active = members.filter((n) => nodeRole({ evicted: n.state === EVICTED, streaming: this.options.isStreaming(mirrorId, n.node_id) }) === 'ACTIVE');
+    const active = members.filter((n) => nodeRole({ evicted: n.state === EVICTED, member: this.options.isMember(mirrorId, n.node_id) }) === 'ACTIVE');
     return { memberCount: members.length, activeCount: active.length };
   }
 
   /** This node's role in its farm, as the coordinator sees it. */
   async roleOf(mirrorId: string, nodeId: string): Promise<FarmNodeRole> {
     const row = await this.db.selectFrom('mirror_nodes').select('state').where('mirror_id', '=', mirrorId).where('node_id', '=', nodeId).executeTakeFirst();
-    return nodeRole({ evicted: row?.state === EVICTED, streaming: this.options.isStreaming(mirrorId, nodeId) });
+    return nodeRole({ evicted: row?.state === EVICTED, member: this.options.isMember(mirrorId, nodeId) });
   }
 
   /** Nodes in contact per active mirror, and those in its active set: the farm size metrics. */
@@ -209,6 +211,29 @@ export class MirrorState {
     await this.db.updateTable('mirror_nodes').set({ state: EVICTED }).where('mirror_id', '=', mirrorId).where('node_id', 'in', nodeIds).execute();
   }
 
+  /** A node joined its farm's active set again (src/primary/coordinator.ts): the eviction is over. */
+  async clearEviction(mirrorId: string, nodeId: string): Promise<void> {
+    await this.db.updateTable('mirror_nodes').set({ state: 'CONNECTED' }).where('mirror_id', '=', mirrorId).where('node_id', '=', nodeId).where('state', '=', EVICTED).execute();
+  }
+
+  /** Node id -> the ref-state hash each node of the mirror last reported serving (SYNCED) for a repository. */
+  async servedHashes(mirrorId: string, repositoryId: number): Promise<Map<string, string>> {
+    const rows = await this.db
+      .selectFrom('mirror_repo_states')
+      .select(['node_id', 'ref_state_hash'])
+      .where('mirror_id', '=', mirrorId)
+      .where('repository_id', '=', repositoryId)
+      .where('status', '=', 'SYNCED')
+      .execute();
+    return new Map(rows.flatMap((r) => (r.ref_state_hash ? [[r.node_id, r.ref_state_hash] as const] : [])));
+  }
+
+  /** Nodes seen since `since` (ms) and not evicted: the members a farm is presumed to have after a primary restart. */
+  async liveNodes(mirrorId: string, since: number): Promise<string[]> {
+    const rows = await this.db.selectFrom('mirror_nodes').select('node_id').where('mirror_id', '=', mirrorId).where('state', '!=', EVICTED).where('last_seen_at', '>=', since).execute();
+    return rows.map((r) => r.node_id);
+  }
+
   /** Node ids of this mirror that are evicted. */
   async evicted(mirrorId: string): Promise<Set<string>> {
     const rows = await this.db.selectFrom('mirror_nodes').select('node_id').where('mirror_id', '=', mirrorId).where('state', '=', EVICTED).execute();
@@ -236,8 +261,8 @@ export class MirrorState {
           ...(report.lagSeconds !== undefined ? { lag_seconds: report.lagSeconds } : {}),
           ...(report.baseUrl !== undefined ? { base_url: report.baseUrl } : {}),
           ...(report.version !== undefined ? { version: report.version } : {}),
-          // A node that says it serves the primary's state again rejoins the active set.
-          ...(report.state === 'READY' ? { state: streaming ? 'CONNECTED' : 'DISCONNECTED' } : {}),
+          // An eviction ends only when the node joins its farm again (POST mirror/membership), never by a report:
+          // a report may have been sent before the node learnt that it was evicted.
         })
         .where('mirror_id', '=', mirror.id)
         .where('node_id', '=', nodeId)
@@ -398,7 +423,7 @@ export class MirrorState {
       const nodeViews: NodeView[] = nodes.map((n) => {
         const counts = perNode.get(n.node_id) ?? { synced: 0, failing: 0 };
         const streaming = this.options.isStreaming(mirror.id, n.node_id);
-        const facts = { lastSeenAt: Number(n.last_seen_at), evicted: n.state === EVICTED, streaming, failing: counts.failing, ...(reported?.has(n.node_id) ? { reportedState: reported.get(n.node_id)! } : {}) };
+        const facts = { lastSeenAt: Number(n.last_seen_at), evicted: n.state === EVICTED, member: this.options.isMember(mirror.id, n.node_id), failing: counts.failing, ...(reported?.has(n.node_id) ? { reportedState: reported.get(n.node_id)! } : {}) };
         return {
           id: n.node_id,
           state: nodeState(facts, this.options.nodeOfflineMs, now),

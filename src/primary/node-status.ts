@@ -13,17 +13,18 @@
 export type FarmNodeState = 'SYNCHRONIZING' | 'SYNCHRONIZED' | 'OUT_OF_SYNC' | 'EVICTED' | 'OFFLINE';
 
 /**
- * ACTIVE: counted by the coordinator: every change waits for this node to prepare it (holds an event stream and
- *   is not evicted).
- * STANDBY: not counted, because it holds no event stream right now (starting, reconnecting, gone).
- * EVICTED: not counted until it is in sync again.
+ * ACTIVE: a member of the farm's active set (src/primary/membership.ts): every change waits for this node to
+ *   prepare it.
+ * STANDBY: not counted: starting, syncing before it joins, or gone (left on shutdown, lease run out).
+ * EVICTED: not counted until it has resynced and joined again.
  */
 export type FarmNodeRole = 'ACTIVE' | 'STANDBY' | 'EVICTED';
 
 export interface NodeFacts {
   lastSeenAt: number;
   evicted: boolean;
-  streaming: boolean;
+  /** In the active set right now. */
+  member: boolean;
   /** What the node last said about itself (SYNCHRONIZED, SYNCHRONIZING, ERROR, ...; READY from older nodes). */
   reportedState?: string;
   /** Repositories whose last sync failed on this node. */
@@ -40,7 +41,7 @@ export function nodeState(node: NodeFacts, offlineMs: number, now = Date.now()):
   return 'SYNCHRONIZING';
 }
 
-export function nodeRole(node: Pick<NodeFacts, 'evicted' | 'streaming'>): FarmNodeRole {
+export function nodeRole(node: Pick<NodeFacts, 'evicted' | 'member'>): FarmNodeRole {
   if (node.evicted) return 'EVICTED';
-  return node.streaming ? 'ACTIVE' : 'STANDBY';
+  return node.member ? 'ACTIVE' : 'STANDBY';
 }

@@ -4,7 +4,8 @@
 import type { FastifyInstance } from 'fastify';
 import { registerMirroringApi } from '../api/mirroring/index.js';
 import type { AppContext } from '../server/context.js';
-import { DEFAULT_PREPARE_TIMEOUT_MS, PublishCoordinator } from './coordinator.js';
+import { PublishCoordinator } from './coordinator.js';
+import { FarmMembership, leaseTiming, SOLO_LEASE_MS } from './membership.js';
 import { DelegatedAuth } from './delegated-auth.js';
 import { MirroringMetrics } from './metrics.js';
 import { MirrorState } from './mirror-state.js';
@@ -19,7 +20,7 @@ export interface MirroringOptions {
    * Pass the same instance everywhere tokens are verified: its replay guard is per instance.
    */
   registry?: MirrorRegistry;
-  /** How long a farm's other nodes have to stage a change after the first did (default 30 s). */
+  /** How long a farm's other nodes have to stage a change after the first did (default: mirroring.prepareTimeoutSeconds). */
   prepareTimeoutMs?: number;
   stream?: Partial<StreamOptions>;
 }
@@ -37,17 +38,21 @@ export async function attachMirroring(app: FastifyInstance, context: AppContext,
   const { config } = context;
   // Tokens name the primary's public base URL as their audience; it is known once the listener is up.
   const registry = options.registry ?? new MirrorRegistry(context.db, context.events, () => context.urls.base());
-  // The stream hub (made below, from this state) is only asked once requests arrive.
+  // The stream hub and the coordinator (made below, from this state) are only asked once requests arrive.
   const state: MirrorState = new MirrorState(context.db, {
     nodeOfflineMs: (config.mirroring?.nodeOfflineSeconds ?? DEFAULT_NODE_OFFLINE_SECONDS) * 1000,
     isStreaming: (mirrorId: string, nodeId: string): boolean => streams.isStreaming(mirrorId, nodeId),
+    isMember: (mirrorId: string, nodeId: string): boolean => coordinator.membership.members(mirrorId).has(nodeId),
   });
   const metrics = new MirroringMetrics(context.metrics.registry, state);
   const streams: StreamHub = new StreamHub(context.events, registry, state, log, metrics, { ...DEFAULT_STREAM_OPTIONS, ...options.stream });
-  const prepareTimeoutMs = options.prepareTimeoutMs ?? (config.mirroring?.prepareTimeoutSeconds ? config.mirroring.prepareTimeoutSeconds * 1000 : DEFAULT_PREPARE_TIMEOUT_MS);
-  const coordinator = new PublishCoordinator(
+  const prepareTimeoutMs = options.prepareTimeoutMs ?? Math.round(config.mirroring.prepareTimeoutSeconds * 1000);
+  // After a restart, the nodes seen within a lone member's lease and not evicted may still be serving.
+  const membership = new FarmMembership(leaseTiming(prepareTimeoutMs), (mirrorId) => state.liveNodes(mirrorId, Date.now() - SOLO_LEASE_MS));
+  const coordinator: PublishCoordinator = new PublishCoordinator(
     streams,
     state,
+    membership,
     log,
     { prepareTimeoutMs },
     (mirrorId, repositoryId) => {
@@ -56,9 +61,6 @@ export async function attachMirroring(app: FastifyInstance, context: AppContext,
     },
     (mirrorId, nodes) => metrics.evictions.inc({ mirror_id: mirrorId }, nodes.length),
   );
-  streams.onNodesChanged((mirrorId) => {
-    coordinator.recheck(mirrorId).catch((err: Error) => log.error({ err, mirrorId }, 'two-phase publish: recheck after a node change failed'));
-  });
   const unsubscribe = context.events.subscribe((events) => {
     for (const event of events) {
       if ((event.type === 'mirror.deleted' || event.type === 'mirror.rejected') && typeof event.mirrorId === 'string') {

@@ -63,7 +63,10 @@ export async function startMirror(config: Config, log: Logger): Promise<RunningM
   // Logged once per change, not per failed call: an outage of hours is two lines.
   const health = new UpstreamHealth((from, to, detail) => {
     if (to === 'UNREACHABLE') log.warn({ upstream: upstreamUrl, code: detail.errorCode, err: detail.message }, 'cannot reach the primary; serving what this node has');
-    else if (from === 'UNREACHABLE') log.info({ upstream: upstreamUrl, outageSeconds: detail.outageSeconds }, 'primary reachable again');
+    else if (from === 'UNREACHABLE') {
+      log.info({ upstream: upstreamUrl, outageSeconds: detail.outageSeconds }, 'primary reachable again');
+      controller?.upstreamBack();
+    }
   });
   mirrorMetrics.watchUpstream(health);
   const upstream = new Upstream(upstreamUrl, identity.key, identity.nodeId, config.trust.caFile, undefined, health);
@@ -174,8 +177,8 @@ export async function startMirror(config: Config, log: Logger): Promise<RunningM
       upstream: { url: upstreamUrl, ...health.view() },
       lagSeconds: Math.round(controller!.lagSeconds() * 10) / 10,
       progress: { synced: progress.synced, total: progress.total },
-      // The farm as the primary last answered this node's report: members in contact, active ones, this node's role.
-      ...(controller!.farm ? { farm: controller!.farm } : {}),
+      // This node's place in its farm: its membership and lease, and the farm as the primary last answered.
+      farm: controller!.farm(),
       failingRepositories: progress.failing,
       ...(error ? { error } : {}),
       ...(controller!.primary?.baseUrlWarning ? { warnings: [controller!.primary.baseUrlWarning] } : {}),
@@ -256,6 +259,8 @@ export async function startMirror(config: Config, log: Logger): Promise<RunningM
     stop: async () => {
       if (stopping) return;
       stopping = true;
+      // Out of the farm's active set at once (after the balancer had time to notice), not by eviction later.
+      await controller!.leaveFarm();
       await controller!.stop();
       const closing = Promise.all([app.close(), ssh?.close()]);
       const drained = await Promise.race([git.idle().then(() => true), new Promise<false>((r) => setTimeout(() => r(false), config.shutdownTimeoutSeconds * 1000).unref())]);

@@ -1,5 +1,5 @@
-// The primary's mirroring machinery in process, where timing can be controlled: the two-phase publish
-// coordinator (agreement, eviction on timeout, superseded rounds, nodes leaving), the event stream's switch from
+// The primary's mirroring machinery in process, where timing can be controlled (the two-phase publish
+// coordinator has its own file, test/unit/publish-coordinator.test.ts): the event stream's switch from
 // replay to live under concurrent appends (no gap, no duplicate), its refusal to buffer for clients that stop
 // reading, and the event filter's disclosure rules.
 import assert from 'node:assert/strict';
@@ -12,7 +12,6 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { pino } from 'pino';
 import { generateMirrorKey, loadMirrorKey, signMirrorToken } from '../../src/auth/mirror-token.js';
 import { EventLog, type LoggedEvent } from '../../src/events/log.js';
-import { PublishCoordinator, type EvictionStore, type FarmChannel } from '../../src/primary/coordinator.js';
 import { disclose, selectionAfter, type MirrorSelection } from '../../src/primary/event-filter.js';
 import { MirrorState } from '../../src/primary/mirror-state.js';
 import { MirrorRegistry } from '../../src/primary/mirrors.js';
@@ -22,102 +21,8 @@ import type { Mirror } from '../../src/store/tables.js';
 import { removeTempDirs, tempDir } from '../helpers/tmp.js';
 
 const log = pino({ level: 'silent' });
-const H1 = `v1:${'1'.repeat(64)}`;
-const H2 = `v1:${'2'.repeat(64)}`;
 
 after(() => removeTempDirs());
-
-// --- coordinator ------------------------------------------------------------------------------------------
-
-class FakeFarm implements FarmChannel, EvictionStore {
-  streaming = new Set<string>();
-  evictedNodes = new Set<string>();
-  commits: Array<{ node: string; repositoryId: number; refStateHash: string }> = [];
-  streamingNodes(): string[] {
-    return [...this.streaming];
-  }
-  sendCommit(_mirrorId: string, nodeId: string, data: { repositoryId: number; refStateHash: string }): boolean {
-    if (!this.streaming.has(nodeId)) return false;
-    this.commits.push({ node: nodeId, ...data });
-    return true;
-  }
-  async evicted(): Promise<Set<string>> {
-    return new Set(this.evictedNodes);
-  }
-  async evict(_mirrorId: string, nodeIds: string[]): Promise<void> {
-    for (const n of nodeIds) this.evictedNodes.add(n);
-  }
-}
-
-function coordinator(farm: FakeFarm, prepareTimeoutMs = 150) {
-  return new PublishCoordinator(farm, farm, log, { prepareTimeoutMs });
-}
-
-describe('two-phase publish coordinator', () => {
-  it('commits a farm of one at once, a streamless poster counting itself', async () => {
-    const farm = new FakeFarm();
-    assert.deepEqual(await coordinator(farm).prepared('M', 'solo', 1, H1), { commit: true });
-    farm.streaming.add('a');
-    assert.deepEqual(await coordinator(farm).prepared('M', 'a', 1, H1), { commit: true });
-    assert.deepEqual(farm.commits, []);
-  });
-
-  it('commits when every streaming node staged the same hash, telling the others on their streams', async () => {
-    const farm = new FakeFarm();
-    farm.streaming = new Set(['a', 'b', 'c']);
-    const c = coordinator(farm);
-    assert.deepEqual(await c.prepared('M', 'a', 7, H1), { commit: false });
-    assert.deepEqual(await c.prepared('M', 'b', 7, H1), { commit: false });
-    assert.deepEqual(await c.prepared('M', 'c', 7, H1), { commit: true });
-    assert.deepEqual(farm.commits.map((x) => x.node).sort(), ['a', 'b']);
-    await sleep(250);
-    assert.deepEqual([...farm.evictedNodes], [], 'a committed round leaves no timer behind');
-    c.stop();
-  });
-
-  it('evicts a node that did not prepare in time and commits the others', async () => {
-    const farm = new FakeFarm();
-    farm.streaming = new Set(['a', 'b', 'c']);
-    const c = coordinator(farm);
-    const started = Date.now();
-    assert.deepEqual(await c.prepared('M', 'a', 7, H1), { commit: false });
-    assert.deepEqual(await c.prepared('M', 'b', 7, H1), { commit: false });
-    while (farm.commits.length < 2 && Date.now() - started < 2000) await sleep(10);
-    assert.ok(Date.now() - started >= 140, 'not before the timeout');
-    assert.deepEqual([...farm.evictedNodes], ['c']);
-    assert.deepEqual(farm.commits.map((x) => [x.node, x.refStateHash]).sort(), [['a', H1], ['b', H1]]);
-    // The evicted node is not waited for any more.
-    farm.commits = [];
-    assert.deepEqual(await c.prepared('M', 'a', 8, H2), { commit: false });
-    assert.deepEqual(await c.prepared('M', 'b', 8, H2), { commit: true });
-    c.stop();
-  });
-
-  it('lets a newer hash supersede a round, without evicting anybody for the old one', async () => {
-    const farm = new FakeFarm();
-    farm.streaming = new Set(['a', 'b']);
-    const c = coordinator(farm);
-    assert.deepEqual(await c.prepared('M', 'a', 3, H1), { commit: false });
-    // A push landed: b staged the newer state, then a caught up with it.
-    assert.deepEqual(await c.prepared('M', 'b', 3, H2), { commit: false });
-    assert.deepEqual(await c.prepared('M', 'a', 3, H2), { commit: true });
-    assert.deepEqual(farm.commits, [{ node: 'b', repositoryId: 3, refStateHash: H2 }]);
-    await sleep(250);
-    assert.deepEqual([...farm.evictedNodes], []);
-    c.stop();
-  });
-
-  it('commits a waiting round when a node that has not prepared leaves the farm', async () => {
-    const farm = new FakeFarm();
-    farm.streaming = new Set(['a', 'b']);
-    const c = coordinator(farm, 10_000);
-    assert.deepEqual(await c.prepared('M', 'a', 5, H1), { commit: false });
-    farm.streaming.delete('b');
-    await c.recheck('M');
-    assert.deepEqual(farm.commits, [{ node: 'a', repositoryId: 5, refStateHash: H1 }]);
-    c.stop();
-  });
-});
 
 // --- event filter ------------------------------------------------------------------------------------------
 

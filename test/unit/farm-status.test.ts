@@ -86,7 +86,7 @@ describe('farm identity', () => {
 
 describe('node state and role', () => {
   const now = 1_000_000;
-  const facts = (f: Partial<NodeFacts>): NodeFacts => ({ lastSeenAt: now - 1000, evicted: false, streaming: true, reportedState: 'SYNCHRONIZED', failing: 0, ...f });
+  const facts = (f: Partial<NodeFacts>): NodeFacts => ({ lastSeenAt: now - 1000, evicted: false, member: true, reportedState: 'SYNCHRONIZED', failing: 0, ...f });
   const offline = 30_000;
 
   it('derives SYNCHRONIZED, SYNCHRONIZING, OUT_OF_SYNC, EVICTED and OFFLINE, in that precedence', () => {
@@ -101,9 +101,9 @@ describe('node state and role', () => {
   });
 
   it('is ACTIVE with a stream, STANDBY without, EVICTED when evicted', () => {
-    assert.equal(nodeRole({ evicted: false, streaming: true }), 'ACTIVE');
-    assert.equal(nodeRole({ evicted: false, streaming: false }), 'STANDBY');
-    assert.equal(nodeRole({ evicted: true, streaming: true }), 'EVICTED');
+    assert.equal(nodeRole({ evicted: false, member: true }), 'ACTIVE');
+    assert.equal(nodeRole({ evicted: false, member: false }), 'STANDBY');
+    assert.equal(nodeRole({ evicted: true, member: true }), 'EVICTED');
   });
 });
 

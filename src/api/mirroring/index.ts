@@ -8,6 +8,7 @@ import type { FastifyInstance } from 'fastify';
 import type { AppContext } from '../../server/context.js';
 import { registerAdminRoutes } from './admin.js';
 import type { MirroringServices } from './common.js';
+import { registerMembershipRoutes } from './membership.js';
 import { registerMirrorRoutes } from './mirror.js';
 import { registerPublicRoutes } from './public.js';
 import { tolerateEmptyJsonBody } from '../empty-json-body.js';
@@ -20,5 +21,6 @@ export async function registerMirroringApi(app: FastifyInstance, context: AppCon
     registerPublicRoutes(api, context, services);
     registerAdminRoutes(api, context, services);
     registerMirrorRoutes(api, context, services);
+    registerMembershipRoutes(api, context, services);
   });
 }

@@ -61,10 +61,10 @@ const NodeJson = Type.Object({
   state: Type.Union([Type.Literal('SYNCHRONIZING'), Type.Literal('SYNCHRONIZED'), Type.Literal('OUT_OF_SYNC'), Type.Literal('EVICTED'), Type.Literal('OFFLINE')], {
     description:
       'SYNCHRONIZED (serves the primary\'s state), SYNCHRONIZING (catching up), OUT_OF_SYNC (repositories fail on it, or it reports an error), ' +
-      'EVICTED (did not prepare a change in time; out of the active set until in sync), OFFLINE (no contact for mirroring.nodeOfflineSeconds).',
+      'EVICTED (did not prepare a change in time; out of the active set until it resyncs and joins again), OFFLINE (no contact for mirroring.nodeOfflineSeconds).',
   }),
   role: Type.Union([Type.Literal('ACTIVE'), Type.Literal('STANDBY'), Type.Literal('EVICTED')], {
-    description: 'ACTIVE: every change waits for this node (it holds an event stream and is not evicted); STANDBY: no event stream right now; EVICTED.',
+    description: 'ACTIVE: a member of the active set, every change waits for this node; STANDBY: not a member (starting, syncing before it joins, or gone); EVICTED.',
   }),
   connection: Type.Union([Type.Literal('CONNECTED'), Type.Literal('DISCONNECTED')], { description: 'CONNECTED while the node holds an event stream.' }),
   reportedState: Type.Optional(Type.String({ description: 'What the node last reported about itself (SYNCHRONIZED, SYNCHRONIZING, ERROR, ...).' })),

@@ -41,7 +41,7 @@ const StreamQuery = Type.Object({ after: Type.Optional(Type.Integer({ minimum: 0
 const ReportBody = Type.Object({
   cursor: Type.Optional(Type.Integer({ minimum: 0 })),
   lagSeconds: Type.Optional(Type.Number({ minimum: 0 })),
-  state: Type.Optional(Type.String({ maxLength: 64, description: 'The node\'s own state: READY when it serves the primary\'s state (an evicted node rejoins with it).' })),
+  state: Type.Optional(Type.String({ maxLength: 64, description: 'The node\'s own state (SYNCHRONIZED, SYNCHRONIZING, ...), shown on the primary; an evicted node rejoins through mirror/membership, not with a report.' })),
   repositories: Type.Optional(
     Type.Array(
       Type.Object({
