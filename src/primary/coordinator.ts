@@ -104,7 +104,8 @@ export class PublishCoordinator {
     return this.lock.run(key, async () => {
       const members = this.membership.members(mirrorId);
       if (!members.has(nodeId)) return { commit: await this.follow(mirrorId, nodeId, repositoryId, hash, members) };
-      if (this.lastCommitted.get(key) === hash) {
+      if (this.lastCommitted.get(key) === hash || (!this.lastCommitted.has(key) && (await this.othersServe(mirrorId, repositoryId, hash, members, nodeId)))) {
+        this.lastCommitted.set(key, hash);
         this.pending.get(key)?.prepared.delete(nodeId);
         this.tidy(key);
         return { commit: true };
@@ -149,6 +150,19 @@ export class PublishCoordinator {
       if (hash === undefined) return true;
       return hash !== newest && (entry.preparedAt.get(node) ?? 0) <= since;
     });
+  }
+
+  /**
+   * Whether every other member reports serving `hash` (nothing committed since this primary started, or since
+   * the farm formed). A member that stages what the others already serve, say after it restaged everything
+   * before joining, may publish it at once: a round for it would wait on members that have nothing left to
+   * stage, and evict them when it times out.
+   */
+  private async othersServe(mirrorId: string, repositoryId: number, hash: string, members: Set<string>, nodeId: string): Promise<boolean> {
+    const others = [...members].filter((m) => m !== nodeId);
+    if (others.length === 0) return false;
+    const served = await this.store.servedHashes(mirrorId, repositoryId);
+    return others.every((m) => served.get(m) === hash);
   }
 
   /** A node outside the active set staged `hash`: it may publish it only if the farm already agreed on it. */

@@ -165,6 +165,21 @@ describe('two-phase publish coordinator', () => {
     c.stop();
   });
 
+  it('lets a member publish at once what every other member already serves, and evicts nobody for it', async () => {
+    // A node that restaged everything before joining stages the state the others published long ago; they have
+    // nothing left to stage, so a round for it would wait on them until the timeout and evict them.
+    const { farm, membership, c } = setup(['a', 'b', 'c'], 100);
+    farm.served = new Map([['a', H1], ['b', H1]]);
+    assert.deepEqual(await c.prepared('M', 'c', 4, H1), { commit: true });
+    assert.deepEqual(await c.prepared('M', 'a', 4, H2), { commit: false }, 'a state the others do not serve waits');
+    await c.prepared('M', 'b', 4, H2);
+    assert.deepEqual(await c.prepared('M', 'c', 4, H2), { commit: true });
+    await sleep(200);
+    assert.deepEqual([...farm.evictedNodes], []);
+    assert.deepEqual([...membership.members('M')].sort(), ['a', 'b', 'c']);
+    c.stop();
+  });
+
   it('gives a lone member the long lease and members of a farm the short one', async () => {
     const { c, membership } = setup([], 10_000, { leaseMs: 100 });
     await c.join('M', 'a');
