@@ -72,6 +72,14 @@ export const Errors = {
   unsupportedMediaType: define('UNSUPPORTED_MEDIA_TYPE', 415, (expected: string) => `Content-Type must be ${expected}.`),
   readOnly: define('READ_ONLY', 405, (what: string) => what),
   shuttingDown: define('SHUTTING_DOWN', 503, () => 'The server is shutting down; retry in a moment.'),
+  lfsObjectTooLarge: define('LFS_OBJECT_TOO_LARGE', 413, (size: number, limit: number) => `The Git LFS object is ${size} bytes, more than this server's limit of ${limit} bytes (server setting lfs.maxObjectBytes).`),
+  lfsRepositoryFull: define('LFS_REPOSITORY_FULL', 507, (limit: number) => `The repository's Git LFS storage would exceed its limit of ${limit} bytes (server setting lfs.maxRepositoryBytes); delete the repository's unused objects or ask an administrator to raise the limit.`),
+  lfsSizeMismatch: define('LFS_SIZE_MISMATCH', 400, (expected: number, got: number) => `The Git LFS upload has ${got} bytes or more where ${expected} were announced; nothing was stored. Retry the push.`),
+  lfsHashMismatch: define('LFS_HASH_MISMATCH', 400, (oid: string, actual: string) => `The Git LFS upload for ${oid} has SHA-256 ${actual}: the content is corrupt and was not stored. Retry the push.`),
+  lfsObjectNotFound: define('LFS_OBJECT_NOT_FOUND', 404, (oid: string) => `Git LFS object ${oid} does not exist in this repository; push it from a clone that has it (git lfs push --all).`),
+  lfsTokenInvalid: define('LFS_TOKEN_INVALID', 401, (why: string) => `The Git LFS authorization is not valid (${why}); run the git lfs command again to get a new one.`),
+  lfsLockExists: define('LFS_LOCK_EXISTS', 409, (path: string, owner: string) => `${path} is already locked by ${owner}.`),
+  lfsLockNotOwned: define('LFS_LOCK_NOT_OWNED', 403, (path: string, owner: string) => `${path} is locked by ${owner}; only they can unlock it, or a repository administrator with git lfs unlock --force.`),
   gitFailed: define('GIT_FAILED', 500, (what: string) => `git failed: ${what}`),
 
   // A mirror farm is one identity: every node must present the mirror key, base URL, SSH URL and SSH host keys

@@ -69,6 +69,15 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    lfs: Type.Object(
+      {
+        enabled: Type.Boolean({ default: true, description: 'Serve the Git LFS API (batch, objects, locks) and git-lfs-authenticate over SSH.' }),
+        maxObjectBytes: Type.Integer({ minimum: 1, default: 10737418240, description: 'Largest Git LFS object accepted.' }),
+        maxRepositoryBytes: Type.Integer({ minimum: 0, default: 0, description: 'Most Git LFS bytes one repository may hold; 0 for no limit.' }),
+        tokenLifetimeSeconds: Type.Integer({ minimum: 10, maximum: 86400, default: 3600, description: 'Lifetime of the authorizations in batch answers and from git-lfs-authenticate.' }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     events: Type.Object(
       {
         retentionDays: Type.Integer({ minimum: 1, default: 30 }),

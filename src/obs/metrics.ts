@@ -34,6 +34,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly lfsBytes = new Counter({
+    name: 'mirrorfarm_lfs_bytes_total',
+    help: 'Git LFS object bytes, by direction (in = uploaded, out = downloaded) and source (local = this server\'s store, primary = fetched from the primary).',
+    labelNames: ['direction', 'source'] as const,
+    registers: [this.registry],
+  });
+
   readonly httpRequests = new Counter({
     name: 'mirrorfarm_http_requests_total',
     help: 'HTTP requests, by method, route and status code.',

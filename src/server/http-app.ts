@@ -88,6 +88,11 @@ export function createHttpApp(config: Config, log: Logger, metrics: Metrics): Fa
       reply.raw.destroy();
       return;
     }
+    if (isLfsRequest(request)) {
+      // git-lfs shows `message`; LFS-Authenticate makes it ask for credentials.
+      if (err.status === 401) reply.header('lfs-authenticate', 'Basic realm="mirrorfarm"');
+      return reply.status(err.status).type('application/vnd.git-lfs+json').send({ message: err.message, code: err.code, request_id: request.id });
+    }
     if (isGitRequest(request)) return reply.status(err.status).type('text/plain; charset=utf-8').send(`${err.message}\n`);
     return reply.status(err.status).send(bitbucketError(err));
   });
@@ -99,6 +104,10 @@ export function createHttpApp(config: Config, log: Logger, metrics: Metrics): Fa
   });
 
   return app;
+}
+
+function isLfsRequest(request: FastifyRequest): boolean {
+  return /^\/scm\/[^/?]+\/[^/?]+\/info\/lfs(\/|$)/.test(request.url);
 }
 
 function isGitRequest(request: FastifyRequest): boolean {

@@ -217,4 +217,19 @@ export const migrations: Record<string, Migration> = {
       await db.schema.alterTable('mirror_nodes').addColumn('version', 'text').execute();
     },
   },
+  '0006_lfs_locks': {
+    async up(db: Kysely<unknown>) {
+      // Git LFS file locks, per repository and path (one lock per path). They go with the repository.
+      await db.schema
+        .createTable('lfs_locks')
+        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('repository_id', 'integer', (c) => c.notNull().references('repositories.id').onDelete('cascade'))
+        .addColumn('path', 'text', (c) => c.notNull())
+        .addColumn('ref_name', 'text')
+        .addColumn('owner_id', 'integer', (c) => c.notNull().references('users.id').onDelete('cascade'))
+        .addColumn('locked_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('lfs_locks_path').on('lfs_locks').columns(['repository_id', 'path']).unique().execute();
+    },
+  },
 };

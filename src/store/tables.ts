@@ -169,6 +169,15 @@ export interface MirrorLocalReposTable {
   updated_at: number;
 }
 
+export interface LfsLocksTable {
+  id: Generated<number>;
+  repository_id: number;
+  path: string;
+  ref_name: string | null;
+  owner_id: number;
+  locked_at: number;
+}
+
 export interface Database {
   users: UsersTable;
   ssh_keys: SshKeysTable;
@@ -188,6 +197,7 @@ export interface Database {
   mirror_repo_states: MirrorRepoStatesTable;
   mirror_local_state: MirrorLocalStateTable;
   mirror_local_repos: MirrorLocalReposTable;
+  lfs_locks: LfsLocksTable;
 }
 
 export type User = Selectable<UsersTable>;

@@ -59,6 +59,7 @@ export function parseGitCommand(raw: string): GitExecCommand {
   if (!match) {
     if (command === '') throw Errors.invalid('An empty command is not supported: mirrorfarm serves only git clone, fetch and push over SSH.');
     const name = command.split(/\s+/, 1)[0] ?? '';
+    if (/^git-lfs-transfer\b/.test(command)) throw Errors.invalid('git-lfs-transfer is not offered: git-lfs falls back to git-lfs-authenticate and HTTPS by itself.');
     if (/^git[- ]upload-archive\b/.test(command)) throw Errors.invalid('git archive --remote is not supported; clone the repository or download an archive over HTTPS.');
     if (SERVICES[command.replace(/ +/g, ' ')]) throw Errors.invalid('Command refused: a repository path is missing. Use ssh://git@HOST:PORT/PROJECT/repo.git.');
     throw Errors.invalid(
@@ -81,4 +82,27 @@ export function parseGitCommand(raw: string): GitExecCommand {
   if (!PROJECT_KEY.test(projectKey)) throw invalidPath(path, 'a project key has only letters, digits and "_"');
   if (!SLUG.test(slug)) throw invalidPath(path, 'a repository slug has only letters, digits, ".", "_" and "-"');
   return { service, projectKey, slug };
+}
+
+export interface LfsAuthenticateCommand {
+  projectKey: string;
+  slug: string;
+  operation: 'download' | 'upload';
+}
+
+/**
+ * git-lfs over SSH runs `git-lfs-authenticate <path> <download|upload>` to get an HTTPS authorization for the
+ * batch API. Returns undefined for any other command; the path follows the same strict grammar as git's.
+ */
+export function parseLfsAuthenticate(raw: string): LfsAuthenticateCommand | undefined {
+  const match = /^git-lfs-authenticate +(\S+) +(\S+)$/.exec(raw.trim());
+  if (!match) {
+    if (/^git-lfs-authenticate\b/.test(raw.trim())) throw Errors.invalid('Usage: git-lfs-authenticate PROJECT/repo.git download|upload');
+    return undefined;
+  }
+  const operation = match[2];
+  if (operation !== 'download' && operation !== 'upload') throw Errors.invalid(`git-lfs-authenticate: the operation is "download" or "upload", not "${printable(operation ?? '', 20)}".`);
+  if (raw.length > MAX_COMMAND_LENGTH || /[\0\r\n]/.test(raw)) throw Errors.invalid('Command refused: too long, or it contains NUL or line-break characters.');
+  const { projectKey, slug } = parseGitCommand(`git-upload-pack ${match[1]}`);
+  return { projectKey, slug, operation };
 }

@@ -23,7 +23,8 @@ import type { EventLog, LoggedEvent } from '../../events/log.js';
 import type { Logger } from '../../obs/logger.js';
 import type { Metrics } from '../../obs/metrics.js';
 import { validGitProtocol, type GitService } from '../git-service.js';
-import { parseGitCommand, printable, type GitExecCommand } from './command.js';
+import { parseGitCommand, parseLfsAuthenticate, printable, type GitExecCommand, type LfsAuthenticateCommand } from './command.js';
+import type { LfsService } from '../../lfs/index.js';
 import { SSH_ALGORITHMS } from './algorithms.js';
 import { loadOrCreateHostKeys, loadSharedHostKeys, type HostKey } from './host-keys.js';
 
@@ -88,6 +89,8 @@ export interface SshServerDeps {
   events?: EventLog;
   /** An example clone URL for friendly messages. */
   exampleCloneUrl(): string | undefined;
+  /** Answers git-lfs-authenticate; absent where Git LFS is off. */
+  lfs?: LfsService;
 }
 
 interface ConnectionState {
@@ -608,12 +611,27 @@ export class SshServer {
     if ((this.closing || conn.revoked) && conn.running.size === 0) this.endConnection(conn, this.closing ? 'server shutting down' : 'access revoked');
   }
 
+  /** Prints the HTTPS authorization git-lfs uses for the batch API, as JSON on stdout. */
+  private async runLfsAuthenticate(conn: ConnectionState, channel: ServerChannel, command: LfsAuthenticateCommand): Promise<void> {
+    const principal = await this.principalFor(conn);
+    if (!principal) {
+      conn.revoked = true;
+      throw new MirrorfarmError(Errors.badCredentials.code, 401, 'This SSH key is no longer registered, or its user was deactivated; log in again with a registered key.');
+    }
+    const answer = await this.deps.lfs!.authenticate(principal, command.projectKey, command.slug, command.operation);
+    this.log.info({ conn: conn.id, user: conn.user, repository: `${command.projectKey.toUpperCase()}/${command.slug}`, operation: command.operation }, 'git-lfs-authenticate answered');
+    channel.write(`${JSON.stringify(answer)}\n`);
+    return this.finishChannel(conn, channel, undefined, 0);
+  }
+
   private async runExec(conn: ConnectionState, session: Session, state: SessionState, channel: ServerChannel, raw: string): Promise<void> {
     const started = Date.now();
     const context = { conn: conn.id, remote: conn.remote, user: conn.user };
     let command: GitExecCommand;
     try {
       if (this.closing) throw Errors.shuttingDown();
+      const lfs = this.deps.lfs ? parseLfsAuthenticate(raw) : undefined;
+      if (lfs) return await this.runLfsAuthenticate(conn, channel, lfs);
       command = parseGitCommand(raw);
     } catch (err) {
       this.log.info({ ...context, command: printable(raw, 200), reason: (err as Error).message }, 'SSH exec refused');
