@@ -68,15 +68,17 @@ export function registerLfsRoutes(app: FastifyInstance, deps: LfsRouteDeps): voi
     scope.post<{ Params: RepoParams }>('/scm/:project/:repo/info/lfs/objects/batch', async (request, reply) => {
       const { operation, objects } = parseBatch(request.body);
       const target = await open(request, operation);
-      const header = await access.actionHeader(target.principal, target.view.repo.id, operation);
+      const header = await access.actionHeader(target, operation);
       const expires_in = access.tokens.lifetimeSeconds;
       const action = (href: string) => ({ href, header, expires_in });
+      // Without a header of ours, the client sends the credentials it used for this request again.
+      const authenticated = Object.keys(header).length > 0 ? { authenticated: true } : {};
       const answers = [];
       for (const { oid, size } of objects) {
         const stored = await store.size(target.view.repo.id, oid);
         if (operation === 'download') {
           if (stored === undefined) answers.push({ oid, size, error: { code: 404, message: Errors.lfsObjectNotFound(oid).message } });
-          else answers.push({ oid, size: stored, authenticated: true, actions: { download: action(`${base(target)}/objects/${oid}`) } });
+          else answers.push({ oid, size: stored, ...authenticated, actions: { download: action(`${base(target)}/objects/${oid}`) } });
           continue;
         }
         if (stored === size) {
@@ -90,7 +92,7 @@ export function registerLfsRoutes(app: FastifyInstance, deps: LfsRouteDeps): voi
           answers.push({ oid, size, error: { code: e.status === 507 ? 507 : 422, message: e.message } });
           continue;
         }
-        answers.push({ oid, size, authenticated: true, actions: { upload: action(`${base(target)}/objects/${oid}`), verify: action(`${base(target)}/objects/verify`) } });
+        answers.push({ oid, size, ...authenticated, actions: { upload: action(`${base(target)}/objects/${oid}`), verify: action(`${base(target)}/objects/verify`) } });
       }
       return reply.type(LFS_MEDIA_TYPE).send({ transfer: 'basic', objects: answers, hash_algo: 'sha256' });
     });

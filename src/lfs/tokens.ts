@@ -1,8 +1,10 @@
 // Short-lived Git LFS authorizations: what the batch API puts in each action's header, and what
 // `git-lfs-authenticate` hands an SSH user for the HTTPS batch call. Each is an HS256 JWT (jose) bound to one
-// user, one repository (by immutable id) and one operation, signed with a secret kept in the server's home.
-// It proves who was authorized, never what they may do now: every request that carries one is authorized
-// again by authorize() with the user's current permissions, capped at the token's operation.
+// subject, one repository (by immutable id) and one operation. The subject is `user:<id>` on a primary (secret
+// kept in its home) and `key:<public key>` on a mirror (the SSH key it verified; the secret is derived from the
+// farm's identity key, so every node of a farm accepts every node's tokens). A token proves who was
+// authorized, never what they may do now: every request that carries one is authorized again by authorize()
+// with the subject's current permissions, capped at the token's operation.
 import { randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { errors as joseErrors, jwtVerify, SignJWT } from 'jose';
@@ -11,7 +13,7 @@ import { Errors } from '../errors.js';
 export type LfsOperation = 'download' | 'upload';
 
 export interface LfsGrant {
-  userId: number;
+  subject: string;
   repositoryId: number;
   operation: LfsOperation;
 }
@@ -21,7 +23,7 @@ const AUDIENCE = 'mirrorfarm-lfs';
 export const LFS_TOKEN_PREFIX = 'lfs.';
 
 export class LfsTokens {
-  private constructor(
+  constructor(
     private readonly secret: Uint8Array,
     readonly lifetimeSeconds: number,
   ) {}
@@ -46,7 +48,7 @@ export class LfsTokens {
   async issue(grant: LfsGrant): Promise<string> {
     const jwt = await new SignJWT({ repo: grant.repositoryId, op: grant.operation })
       .setProtectedHeader({ alg: 'HS256' })
-      .setSubject(String(grant.userId))
+      .setSubject(grant.subject)
       .setAudience(AUDIENCE)
       .setIssuedAt()
       .setExpirationTime(`${this.lifetimeSeconds}s`)
@@ -59,10 +61,9 @@ export class LfsTokens {
     if (!token.startsWith(LFS_TOKEN_PREFIX)) throw Errors.lfsTokenInvalid('not a Git LFS token');
     try {
       const { payload } = await jwtVerify(token.slice(LFS_TOKEN_PREFIX.length), this.secret, { algorithms: ['HS256'], audience: AUDIENCE });
-      const userId = Number(payload.sub);
-      const { repo, op } = payload as { repo?: unknown; op?: unknown };
-      if (!Number.isSafeInteger(userId) || typeof repo !== 'number' || (op !== 'download' && op !== 'upload')) throw Errors.lfsTokenInvalid('malformed');
-      return { userId, repositoryId: repo, operation: op };
+      const { repo, op, sub } = payload as { repo?: unknown; op?: unknown; sub?: unknown };
+      if (typeof sub !== 'string' || typeof repo !== 'number' || (op !== 'download' && op !== 'upload')) throw Errors.lfsTokenInvalid('malformed');
+      return { subject: sub, repositoryId: repo, operation: op };
     } catch (err) {
       if (err instanceof joseErrors.JWTExpired) throw Errors.lfsTokenInvalid('expired');
       if (err instanceof joseErrors.JOSEError) throw Errors.lfsTokenInvalid('bad signature or claims');

@@ -26,7 +26,7 @@ import { GitService, type AccessResolver } from '../transport/git-service.js';
 import { MirrorRegistry } from '../primary/mirrors.js';
 import { DEFAULT_NODE_OFFLINE_SECONDS } from '../primary/node-status.js';
 import { registerSmartHttp } from '../transport/http/smart-http.js';
-import { attachLfs } from '../lfs/index.js';
+import { attachLfs } from '../lfs/primary.js';
 import { attachMirroring } from '../primary/wire.js';
 import { SshServer, type SshKeyResolver } from '../transport/ssh/ssh-server.js';
 import { KeyedLock } from '../util/keyed-lock.js';
@@ -126,7 +126,7 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
   app.get('/metrics', async (_request, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
   registerSmartHttp(app, git, authenticator, { maxFetchRequestBytes: config.http.maxFetchRequestBytes, maxPushBytes: config.http.maxPushBytes });
   const lfs = config.lfs.enabled
-    ? await attachLfs(app, { config, db, events, users, git, access, auth: authenticator, metrics, log: log.child({ component: 'lfs' }), baseUrl: () => baseUrl })
+    ? await attachLfs(app, { config, db, events, users, repositories, mirrors, git, access, auth: authenticator, metrics, log: log.child({ component: 'lfs' }), baseUrl: () => baseUrl })
     : undefined;
   await registerRestApi(app, context);
   const mirroring = await attachMirroring(app, context, { registry: mirrors });

@@ -24,7 +24,7 @@ import type { Logger } from '../../obs/logger.js';
 import type { Metrics } from '../../obs/metrics.js';
 import { validGitProtocol, type GitService } from '../git-service.js';
 import { parseGitCommand, parseLfsAuthenticate, printable, type GitExecCommand, type LfsAuthenticateCommand } from './command.js';
-import type { LfsService } from '../../lfs/index.js';
+import type { LfsService } from '../../lfs/service.js';
 import { SSH_ALGORITHMS } from './algorithms.js';
 import { loadOrCreateHostKeys, loadSharedHostKeys, type HostKey } from './host-keys.js';
 
@@ -618,7 +618,9 @@ export class SshServer {
       conn.revoked = true;
       throw new MirrorfarmError(Errors.badCredentials.code, 401, 'This SSH key is no longer registered, or its user was deactivated; log in again with a registered key.');
     }
-    const answer = await this.deps.lfs!.authenticate(principal, command.projectKey, command.slug, command.operation);
+    const parsed = conn.keyBlob ? ssh2.utils.parseKey(conn.keyBlob) : undefined;
+    const publicKey = parsed && !(parsed instanceof Error) && !Array.isArray(parsed) ? `${parsed.type} ${conn.keyBlob!.toString('base64')}` : '';
+    const answer = await this.deps.lfs!.authenticate({ principal, publicKey }, command.projectKey, command.slug, command.operation);
     this.log.info({ conn: conn.id, user: conn.user, repository: `${command.projectKey.toUpperCase()}/${command.slug}`, operation: command.operation }, 'git-lfs-authenticate answered');
     channel.write(`${JSON.stringify(answer)}\n`);
     return this.finishChannel(conn, channel, undefined, 0);
