@@ -22,8 +22,11 @@ export interface LfsTarget {
 export interface LfsSubjects {
   /** The subject that a batch answer's action tokens are issued to; undefined: no token (anonymous, or the client resends its own credentials). */
   subjectOf(target: LfsTarget): string | undefined;
-  /** The principal a token's subject stands for now; throws LFS_TOKEN_INVALID when it no longer exists. */
-  resolve(subject: string): Promise<Principal>;
+  /**
+   * The principal a token's subject stands for now, allowed at most `cap` (the token's operation); throws
+   * LFS_TOKEN_INVALID when it no longer exists.
+   */
+  resolve(subject: string, cap: Level): Promise<Principal>;
 }
 
 export class LfsAccess {
@@ -39,10 +42,8 @@ export class LfsAccess {
     const bearer = /^Bearer (\S+)$/i.exec(authorization ?? '');
     if (!bearer?.[1]?.startsWith(LFS_TOKEN_PREFIX)) return { principal: await this.auth.fromAuthorizationHeader(authorization, { address }) };
     const grant = await this.tokens.verify(bearer[1]);
-    const principal = await this.subjects.resolve(grant.subject);
-    if (principal.kind !== 'user') throw Errors.lfsTokenInvalid('its user no longer exists or was deactivated');
-    const cap = grant.operation === 'upload' ? Level.WRITE : Level.READ;
-    return { principal: { ...principal, tokenCap: { project: Math.min(cap, principal.tokenCap?.project ?? cap), repository: Math.min(cap, principal.tokenCap?.repository ?? cap) } }, boundTo: grant.repositoryId, subject: grant.subject };
+    const principal = await this.subjects.resolve(grant.subject, grant.operation === 'upload' ? Level.WRITE : Level.READ);
+    return { principal, boundTo: grant.repositoryId, subject: grant.subject };
   }
 
   /** Authenticates and authorizes `operation` on the repository; throws 401/403/404 like git does. */

@@ -19,7 +19,7 @@ import type { LfsService } from './service.js';
 import { LfsAccess } from './access.js';
 import { LfsLocks } from './locks.js';
 import { LfsObjectStore } from './object-store.js';
-import { registerLfsRoutes } from './routes.js';
+import { registerLfsRoutes, storedObjects } from './routes.js';
 import { LfsTokens } from './tokens.js';
 import { OID } from './object-store.js';
 
@@ -45,14 +45,14 @@ export async function attachLfs(app: FastifyInstance, deps: LfsDeps): Promise<Lf
   const tokens = await LfsTokens.load(join(config.home, 'lfs-token.key'), config.lfs.tokenLifetimeSeconds);
   const access = new LfsAccess(deps.git, deps.access, deps.auth, tokens, {
     subjectOf: (target) => (target.principal.kind === 'user' ? `user:${target.principal.userId}` : undefined),
-    async resolve(subject) {
+    async resolve(subject, cap) {
       const id = /^user:(\d+)$/.exec(subject)?.[1];
       const user = id ? await deps.users.byId(Number(id)) : undefined;
       if (!user || !user.active) throw Errors.lfsTokenInvalid('its user no longer exists or was deactivated');
-      return userPrincipal(user, 'token', await deps.users.isSysadmin(user));
+      return { ...userPrincipal(user, 'token', await deps.users.isSysadmin(user)), tokenCap: { project: cap, repository: cap } };
     },
   });
-  registerLfsRoutes(app, { access, store, locks: new LfsLocks(deps.db), metrics: deps.metrics, baseUrl: deps.baseUrl });
+  registerLfsRoutes(app, { access, store, objects: storedObjects(store, deps.metrics), locks: new LfsLocks(deps.db), metrics: deps.metrics, baseUrl: deps.baseUrl });
   deps.events.subscribe((events) => {
     for (const e of events) {
       if (e.type !== 'repository.deleted' || e.repositoryId === null) continue;

@@ -41,6 +41,8 @@ export interface SyncTransport {
   fetchEnv: Record<string, string>;
   /** Two-phase publish: tells the primary what was staged; true means commit now. */
   prepared(repositoryId: number, refStateHash: string): Promise<boolean>;
+  /** What else goes when a repository leaves this mirror (its Git LFS objects). */
+  removed?(repositoryId: number): Promise<void>;
 }
 
 export interface SyncResult {
@@ -312,5 +314,6 @@ export class SyncEngine {
     this.latestRequest.delete(repositoryId);
     this.awaitingCommit.delete(repositoryId);
     await this.store.remove(repositoryId);
+    await this.transport.removed?.(repositoryId);
   }
 }

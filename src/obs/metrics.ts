@@ -36,7 +36,7 @@ export class Metrics {
 
   readonly lfsBytes = new Counter({
     name: 'mirrorfarm_lfs_bytes_total',
-    help: 'Git LFS object bytes, by direction (in = uploaded, out = downloaded) and source (local = this server\'s store, primary = fetched from the primary).',
+    help: 'Git LFS object bytes, by direction (in = stored: uploaded, or fetched from the primary; out = sent to clients) and source (local = this server\'s store or a client, primary = the primary, through a mirror).',
     labelNames: ['direction', 'source'] as const,
     registers: [this.registry],
   });

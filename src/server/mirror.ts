@@ -28,6 +28,7 @@ import { Metrics } from '../obs/metrics.js';
 import { openDatabase } from '../store/database.js';
 import { GitService, type AccessResolver, type ServingPolicy } from '../transport/git-service.js';
 import { registerSmartHttp } from '../transport/http/smart-http.js';
+import { attachMirrorLfs, type MirrorLfs } from '../lfs/mirror.js';
 import { SshServer, type SshKeyResolver } from '../transport/ssh/ssh-server.js';
 import ssh2 from 'ssh2';
 import { KeyedLock } from '../util/keyed-lock.js';
@@ -150,12 +151,16 @@ export async function startMirror(config: Config, log: Logger): Promise<RunningM
       fetchEnv: sshEnv,
       prepared: async (repositoryId, refStateHash) =>
         (await upstream.call<{ commit: boolean }>('POST', '/rest/mirroring/1.0/mirror/prepared', { repositoryId, refStateHash })).commit,
+      removed: async (repositoryId) => lfs?.removeRepository(repositoryId),
     },
     config.mirror.syncParallelism,
     log.child({ component: 'sync' }),
     mirrorMetrics,
     (result) => controller?.onSyncResult(result),
   );
+  // Made below with the HTTP routes; the engine only asks once it runs.
+  // eslint-disable-next-line prefer-const
+  let lfs: MirrorLfs | undefined;
   // Asked only once the controller starts, after the SSH server below is listening.
   const ownSshHostKeys = () => ssh?.hostPublicKeys() ?? [];
   controller = new MirrorController({ config, identity, upstream, catalog, engine, auth, metrics: mirrorMetrics, log: log.child({ component: 'mirror' }), instanceId, ownSshBase, ownSshHostKeys, health });
@@ -189,6 +194,9 @@ export async function startMirror(config: Config, log: Logger): Promise<RunningM
   app.get('/ready', async (_request, reply) => reply.status(controller!.ready() ? 200 : 503).send({ ready: controller!.ready(), state: controller!.state }));
   app.get('/metrics', async (_request, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
   registerSmartHttp(app, git, auth, { maxFetchRequestBytes: config.http.maxFetchRequestBytes, maxPushBytes: config.http.maxPushBytes });
+  lfs = config.lfs.enabled
+    ? await attachMirrorLfs(app, { config, git, access, auth, upstream, identityKey: identity.key.privateKey, metrics, log: log.child({ component: 'lfs' }), baseUrl, refusal: removedError })
+    : undefined;
   let httpPort = 0;
   await registerMirrorRestApi(app, {
     config,
@@ -237,6 +245,7 @@ export async function startMirror(config: Config, log: Logger): Promise<RunningM
           const base = ownSshBase();
           return base ? `ssh://git@${base.host}:${base.port}/proj/repo.git` : undefined;
         },
+        ...(lfs ? { lfs: lfs.service } : {}),
       },
       { host: config.ssh.host, port: config.ssh.port, hostKeyDir: config.ssh.hostKeyDir ?? join(config.home, 'ssh'), sharedHostKeys: config.ssh.hostKeyDir !== undefined },
     );

@@ -1,0 +1,132 @@
+// Git LFS on a mirror. Downloads are served from the mirror's own store; a miss is fetched from the primary
+// once (src/lfs/fetch-through.ts) with the mirror's signed identity, for repositories it carries. Everything that
+// writes (batch uploads, verify, locks) is forwarded to the primary with the user's own credentials, so the
+// primary's authorize() decides and its messages reach the client unchanged; the batch answer for an upload
+// points at the primary, where the client then sends the objects. Over SSH, git-lfs-authenticate answers
+// downloads with a token for the key the SSH server verified; uploads over SSH go to the primary.
+import { createHmac, type KeyObject } from 'node:crypto';
+import { request as httpsRequest } from 'node:https';
+import type { IncomingMessage } from 'node:http';
+import { join } from 'node:path';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Config } from '../config/schema.js';
+import { Errors, MirrorfarmError } from '../errors.js';
+import type { DelegatedAuth } from '../mirror/delegated-auth.js';
+import { connectionError, trustedCas, type Upstream } from '../mirror/upstream.js';
+import type { Logger } from '../obs/logger.js';
+import type { Metrics } from '../obs/metrics.js';
+import type { AccessResolver, GitService } from '../transport/git-service.js';
+import { LfsAccess } from './access.js';
+import { LfsFetchThrough } from './fetch-through.js';
+import { LfsObjectStore } from './object-store.js';
+import { LFS_MEDIA_TYPE, registerLfsRoutes } from './routes.js';
+import type { LfsService } from './service.js';
+import { LfsTokens } from './tokens.js';
+
+export interface MirrorLfsDeps {
+  config: Config;
+  git: GitService;
+  access: AccessResolver;
+  auth: DelegatedAuth;
+  upstream: Upstream;
+  /** The farm's identity key: every node derives the same token secret from it. */
+  identityKey: KeyObject;
+  metrics: Metrics;
+  log: Logger;
+  baseUrl: string;
+  /** Why this mirror serves nobody (removed from its primary), if so. */
+  refusal: () => MirrorfarmError | undefined;
+}
+
+export interface MirrorLfs {
+  service: LfsService;
+  /** Removes a repository's objects (the repository left this mirror). */
+  removeRepository(repositoryId: number): Promise<void>;
+}
+
+/** Headers passed on to the primary and back. Nothing else crosses, in either direction. */
+const FORWARDED_REQUEST_HEADERS = ['authorization', 'content-type', 'accept', 'user-agent'];
+const FORWARDED_RESPONSE_HEADERS = ['content-type', 'lfs-authenticate', 'www-authenticate', 'retry-after'];
+
+export async function attachMirrorLfs(app: FastifyInstance, deps: MirrorLfsDeps): Promise<MirrorLfs> {
+  const { config } = deps;
+  const upstreamUrl = config.mirror.upstreamUrl!;
+  const store = new LfsObjectStore(join(config.home, 'lfs'), { maxObjectBytes: config.lfs.maxObjectBytes, maxRepositoryBytes: 0 });
+  await store.prepare();
+  const secret = createHmac('sha256', deps.identityKey.export({ format: 'der', type: 'pkcs8' })).update('mirrorfarm git-lfs tokens v1').digest();
+  const tokens = new LfsTokens(secret, config.lfs.tokenLifetimeSeconds);
+  const access = new LfsAccess(deps.git, deps.access, deps.auth, tokens, {
+    // Users who came with a password or access token send it again; SSH users carry the token for their key.
+    subjectOf: (target) => target.tokenSubject,
+    // A mirror serves reads only, and the primary's answer for the key is at most READ: no cap to add. The
+    // principal must stay the object delegated authentication made, which knows how it was verified.
+    async resolve(subject) {
+      const publicKey = subject.startsWith('key:') ? subject.slice(4) : undefined;
+      const principal = publicKey ? await deps.auth.fromPublicKey(publicKey) : undefined;
+      if (!principal) throw Errors.lfsTokenInvalid('its SSH key is no longer registered');
+      return principal;
+    },
+  });
+  const fetcher = new LfsFetchThrough(store, (repositoryId, oid) => deps.upstream.open('GET', `/rest/mirroring/1.0/mirror/lfs/objects/${repositoryId}/${oid}`), deps.metrics, deps.log);
+  const ca = trustedCas(config.trust.caFile);
+
+  const forward = async (request: FastifyRequest, reply: FastifyReply, body: unknown): Promise<FastifyReply> => {
+    const refused = deps.refusal();
+    if (refused) throw refused;
+    const url = new URL(request.url, `${upstreamUrl}/`);
+    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    const headers: Record<string, string | number> = { accept: LFS_MEDIA_TYPE };
+    for (const name of FORWARDED_REQUEST_HEADERS) {
+      const value = request.headers[name];
+      if (typeof value === 'string') headers[name] = value;
+    }
+    if (payload) headers['content-length'] = payload.length;
+    const res = await new Promise<IncomingMessage>((resolve, reject) => {
+      const req = httpsRequest(url, { method: request.method, headers, ca, timeout: 30_000 }, resolve);
+      req.on('timeout', () => req.destroy(Object.assign(new Error('timed out'), { code: 'TIMEOUT' })));
+      req.on('error', (err: NodeJS.ErrnoException) => {
+        const failed = connectionError(err, upstreamUrl, 'UPSTREAM');
+        reject(new MirrorfarmError('MIRROR_UPSTREAM_UNAVAILABLE', 503, `Git LFS uploads and locks go to the primary, which cannot be reached from this mirror right now (${failed.message}). Try again later, or use ${upstreamUrl} directly.`));
+      });
+      req.end(payload);
+    });
+    reply.status(res.statusCode ?? 502);
+    for (const name of FORWARDED_RESPONSE_HEADERS) {
+      const value = res.headers[name];
+      if (value !== undefined) reply.header(name, value);
+    }
+    return reply.send(res);
+  };
+
+  registerLfsRoutes(app, {
+    access,
+    store,
+    objects: {
+      // A miss is answered with the client's size; the download then fetches it through (or says it is missing).
+      sizeForDownload: async (repositoryId, oid, claimedSize) => (await store.size(repositoryId, oid)) ?? claimedSize,
+      open: (repositoryId, oid) => fetcher.open(repositoryId, oid),
+    },
+    metrics: deps.metrics,
+    baseUrl: () => deps.baseUrl,
+    forward,
+  });
+
+  return {
+    service: {
+      async authenticate({ principal, publicKey }, projectKey, slug, operation) {
+        const view = await deps.git.open(principal, projectKey, slug, 'upload-pack');
+        if (operation === 'upload') {
+          throw new MirrorfarmError(
+            'LFS_UPLOAD_VIA_PRIMARY',
+            403,
+            `Git LFS uploads over SSH go to the primary, not through this mirror: push to the primary (${upstreamUrl}/scm/${view.project.key.toLowerCase()}/${view.repo.slug}.git), or push over HTTPS.`,
+          );
+        }
+        const resource = await deps.access.repositoryResource(principal, view.project, view.repo);
+        const header = await access.actionHeader({ principal, view, resource, tokenSubject: `key:${publicKey}` }, operation);
+        return { href: `${deps.baseUrl}/scm/${view.project.key.toLowerCase()}/${view.repo.slug}.git/info/lfs`, header, expires_in: tokens.lifetimeSeconds };
+      },
+    },
+    removeRepository: (repositoryId) => store.removeRepository(repositoryId),
+  };
+}

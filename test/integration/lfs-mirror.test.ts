@@ -1,0 +1,160 @@
+// Git LFS through a mirror with Debian's git-lfs client: a clone from the mirror fetches each object from the
+// primary once and serves it locally afterwards (the primary is asked once, however many clients ask at the same
+// moment); SSH clones get their download authorization from the mirror; uploads and locks go to the primary with
+// the user's own credentials, so the primary decides; a stranger learns nothing.
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { addSshKey, createProject, createRepo, createUser, grantRepo } from '../helpers/fixtures.js';
+import { metricValue, rawRequest } from '../helpers/http.js';
+import { lfsGit, lfsGitOk, lfsUser, sha256File, writeRandomFile } from '../helpers/lfs.js';
+import { authorizeMirror, waitForSameRefs, waitForState } from '../helpers/mirror.js';
+import { run } from '../helpers/run.js';
+import { sshKeyPair, startMirror, startServer, type Credentials, type SshKeyPair, type TestServer } from '../helpers/server.js';
+import { removeTempDirs, tempDir } from '../helpers/tmp.js';
+
+let primary: TestServer;
+let mirror: TestServer;
+let alice: Credentials;
+let bob: Credentials;
+let carol: Credentials;
+let aliceKey: SshKeyPair;
+let repoId: number;
+let oid: string;
+let work: string;
+const SIZE = 2 * 1024 * 1024;
+const FETCH_ROUTE = '/rest/mirroring/1.0/mirror/lfs/objects/:repositoryId/:oid';
+
+async function metrics(server: TestServer): Promise<string> {
+  return (await rawRequest(server, 'GET', '/metrics')).text;
+}
+
+async function primaryFetches(): Promise<number> {
+  return metricValue(await metrics(primary), 'mirrorfarm_http_requests_total', { route: FETCH_ROUTE, status: '200' });
+}
+
+async function pushLfsCommit(file: string, bytes: number): Promise<string> {
+  const user = lfsUser(primary, alice);
+  const id = writeRandomFile(join(work, file), bytes);
+  await lfsGitOk(user, ['add', file], work);
+  await lfsGitOk(user, ['commit', '-q', '-m', file], work);
+  await lfsGitOk(user, ['push', '-q', primary.httpUrl('LFS', 'assets'), 'main'], work);
+  await waitForSameRefs(primary, mirror, 'LFS', 'assets', alice);
+  return id;
+}
+
+before(async () => {
+  primary = await startServer();
+  await createProject(primary, 'LFS');
+  repoId = (await createRepo(primary, 'LFS', 'assets')).id;
+  alice = await createUser(primary, 'alice');
+  bob = await createUser(primary, 'bob');
+  carol = await createUser(primary, 'carol');
+  await grantRepo(primary, 'LFS', 'assets', 'alice', 'REPO_WRITE');
+  await grantRepo(primary, 'LFS', 'assets', 'bob', 'REPO_READ');
+  aliceKey = await sshKeyPair('alice');
+  await addSshKey(primary, 'alice', aliceKey.publicKey);
+  const user = lfsUser(primary, alice);
+  work = tempDir('mf-lfs-wt-');
+  await lfsGitOk(user, ['init', '-q', work]);
+  await lfsGitOk(user, ['lfs', 'track', '*.bin'], work);
+  oid = writeRandomFile(join(work, 'model.bin'), SIZE);
+  await lfsGitOk(user, ['add', '-A'], work);
+  await lfsGitOk(user, ['commit', '-q', '-m', 'model'], work);
+  await lfsGitOk(user, ['push', '-q', primary.httpUrl('LFS', 'assets'), 'main'], work);
+  mirror = await startMirror(primary);
+  await authorizeMirror(primary, mirror, 'ALL');
+  await waitForState(mirror, 'SYNCHRONIZED');
+  await waitForSameRefs(primary, mirror, 'LFS', 'assets', alice);
+});
+
+after(async () => {
+  await mirror?.stop();
+  await primary?.stop();
+  removeTempDirs();
+});
+
+describe('Git LFS through a mirror', () => {
+  it('clones from the mirror over HTTPS: the object is fetched from the primary once, then served from the mirror', async () => {
+    const before = await primaryFetches();
+    for (const who of [bob, alice]) {
+      const dest = join(tempDir(), 'clone');
+      await lfsGitOk(lfsUser(mirror, who), ['clone', '-q', mirror.httpUrl('LFS', 'assets'), dest]);
+      assert.equal(sha256File(join(dest, 'model.bin')), oid);
+    }
+    assert.equal((await primaryFetches()) - before, 1, 'the primary was asked once for two clones');
+    const text = await metrics(mirror);
+    assert.equal(metricValue(text, 'mirrorfarm_lfs_bytes_total', { direction: 'in', source: 'primary' }), SIZE);
+    assert.equal(metricValue(text, 'mirrorfarm_lfs_bytes_total', { direction: 'out', source: 'local' }), SIZE, 'the second clone came from the mirror\'s store');
+    assert.ok(existsSync(join(mirror.home, 'lfs', String(repoId), oid.slice(0, 2), oid.slice(2, 4), oid)));
+  });
+
+  it('fetches an object many clients ask for at once from the primary once, and gives each the whole content', async () => {
+    const second = await pushLfsCommit('second.bin', SIZE);
+    const before = await primaryFetches();
+    const answers = await Promise.all(
+      Array.from({ length: 6 }, () => rawRequest(mirror, 'GET', `/scm/lfs/assets.git/info/lfs/objects/${second}`, { creds: bob })),
+    );
+    for (const a of answers) {
+      assert.equal(a.status, 200, a.text.slice(0, 200));
+      const { createHash } = await import('node:crypto');
+      assert.equal(createHash('sha256').update(a.body).digest('hex'), second);
+    }
+    assert.equal((await primaryFetches()) - before, 1);
+  });
+
+  it('clones from the mirror over SSH, with the download authorization from the mirror\'s git-lfs-authenticate', async () => {
+    const dest = join(tempDir(), 'clone');
+    const clone = await lfsGit(lfsUser(mirror, undefined, aliceKey), ['clone', '-q', mirror.sshUrl('LFS', 'assets'), dest]);
+    assert.equal(clone.code, 0, clone.stderr);
+    assert.equal(sha256File(join(dest, 'model.bin')), oid);
+    const ssh = ['-i', aliceKey.privateKey, '-o', 'IdentitiesOnly=yes', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR', '-o', 'BatchMode=yes', '-p', String(mirror.sshPort), 'git@127.0.0.1'];
+    const auth = await run('ssh', [...ssh, 'git-lfs-authenticate', 'lfs/assets.git', 'download'], { env: { PATH: process.env.PATH, HOME: tempDir() } });
+    assert.equal(JSON.parse(auth.stdout).href, `${mirror.baseUrl}/scm/lfs/assets.git/info/lfs`);
+    const upload = await run('ssh', [...ssh, 'git-lfs-authenticate', 'lfs/assets.git', 'upload'], { env: { PATH: process.env.PATH, HOME: tempDir() } });
+    assert.equal(upload.code, 1);
+    assert.match(upload.stderr, /Git LFS uploads over SSH go to the primary, not through this mirror: push to the primary \(https:\/\/127\.0\.0\.1:\d+\/scm\/lfs\/assets\.git\)/);
+  });
+
+  it('sends uploads through the mirror to the primary with the user\'s credentials, where authorize() decides', async () => {
+    const user = lfsUser(primary, alice);
+    const third = writeRandomFile(join(work, 'third.bin'), 64 * 1024);
+    await lfsGitOk(user, ['add', 'third.bin'], work);
+    await lfsGitOk(user, ['commit', '-q', '-m', 'third'], work);
+    const push = await lfsGit(user, ['lfs', 'push', mirror.httpUrl('LFS', 'assets'), 'main'], work);
+    assert.equal(push.code, 0, push.stderr);
+    assert.ok(existsSync(join(primary.home, 'lfs', String(repoId), third.slice(0, 2), third.slice(2, 4), third)), 'the object reached the primary');
+    const refused = await rawRequest(mirror, 'POST', '/scm/lfs/assets.git/info/lfs/objects/batch', {
+      creds: bob,
+      body: JSON.stringify({ operation: 'upload', objects: [{ oid: 'd'.repeat(64), size: 1 }] }),
+      headers: { 'content-type': 'application/vnd.git-lfs+json' },
+    });
+    assert.equal(refused.status, 403);
+    assert.match(JSON.parse(refused.text).message, /You do not have permission to push to LFS\/assets/, 'the primary\'s own message');
+  });
+
+  it('takes and lists locks on the primary through the mirror', async () => {
+    const user = lfsUser(mirror, alice);
+    const dest = join(tempDir(), 'clone');
+    await lfsGitOk(user, ['clone', '-q', mirror.httpUrl('LFS', 'assets'), dest]);
+    const lock = await lfsGit(user, ['lfs', 'lock', 'model.bin'], dest);
+    assert.equal(lock.code, 0, lock.stderr);
+    const onPrimary = join(tempDir(), 'p');
+    const bobUser = lfsUser(primary, bob);
+    await lfsGitOk(bobUser, ['clone', '-q', primary.httpUrl('LFS', 'assets'), onPrimary]);
+    assert.match(await lfsGitOk(bobUser, ['lfs', 'locks'], onPrimary), /model\.bin\s+alice/);
+    assert.equal((await lfsGit(user, ['lfs', 'unlock', 'model.bin'], dest)).code, 0);
+  });
+
+  it('tells a stranger on the mirror exactly what the primary would: not found', async () => {
+    const body = JSON.stringify({ operation: 'download', objects: [{ oid, size: SIZE }] });
+    const headers = { 'content-type': 'application/vnd.git-lfs+json' };
+    const onMirror = await rawRequest(mirror, 'POST', '/scm/lfs/assets.git/info/lfs/objects/batch', { creds: carol, body, headers });
+    const onPrimary = await rawRequest(primary, 'POST', '/scm/lfs/assets.git/info/lfs/objects/batch', { creds: carol, body, headers });
+    assert.equal(onMirror.status, 404);
+    assert.equal(JSON.parse(onMirror.text).message, JSON.parse(onPrimary.text).message);
+    const object = await rawRequest(mirror, 'GET', `/scm/lfs/assets.git/info/lfs/objects/${oid}`, { creds: carol });
+    assert.equal(object.status, 404);
+  });
+});
