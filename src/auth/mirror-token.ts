@@ -40,7 +40,7 @@ export function loadMirrorKey(keyText: string): MirrorKey {
   };
 }
 
-function publicKeyObject(publicKey: string): KeyObject {
+export function publicKeyObject(publicKey: string): KeyObject {
   const parsed = ssh2.utils.parseKey(publicKey);
   if (parsed instanceof Error || Array.isArray(parsed) || parsed.type !== 'ssh-ed25519' || parsed.isPrivateKey()) {
     throw new MirrorfarmError('MIRROR_KEY_INVALID', 400, 'The mirror public key must be an OpenSSH ed25519 public key ("ssh-ed25519 AAAA...").');

@@ -5,14 +5,13 @@
 // points at the primary, where the client then sends the objects. Over SSH, git-lfs-authenticate answers
 // downloads with a token for the key the SSH server verified; uploads over SSH go to the primary.
 import { createHmac, type KeyObject } from 'node:crypto';
-import { request as httpsRequest } from 'node:https';
-import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../config/schema.js';
 import { Errors, MirrorfarmError } from '../errors.js';
 import type { DelegatedAuth } from '../mirror/delegated-auth.js';
-import { connectionError, trustedCas, type Upstream } from '../mirror/upstream.js';
+import { answerHeaders, forwardToPrimary } from '../mirror/forward.js';
+import { trustedCas, type Upstream } from '../mirror/upstream.js';
 import type { Logger } from '../obs/logger.js';
 import type { Metrics } from '../obs/metrics.js';
 import type { AccessResolver, GitService } from '../transport/git-service.js';
@@ -45,7 +44,7 @@ export interface MirrorLfs {
 }
 
 /** Headers passed on to the primary and back. Nothing else crosses, in either direction. */
-const FORWARDED_REQUEST_HEADERS = ['authorization', 'content-type', 'accept', 'user-agent'];
+const FORWARDED_REQUEST_HEADERS = ['authorization', 'content-type', 'user-agent'];
 const FORWARDED_RESPONSE_HEADERS = ['content-type', 'lfs-authenticate', 'www-authenticate', 'retry-after'];
 
 export async function attachMirrorLfs(app: FastifyInstance, deps: MirrorLfsDeps): Promise<MirrorLfs> {
@@ -73,29 +72,16 @@ export async function attachMirrorLfs(app: FastifyInstance, deps: MirrorLfsDeps)
   const forward = async (request: FastifyRequest, reply: FastifyReply, body: unknown): Promise<FastifyReply> => {
     const refused = deps.refusal();
     if (refused) throw refused;
-    const url = new URL(request.url, `${upstreamUrl}/`);
-    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-    const headers: Record<string, string | number> = { accept: LFS_MEDIA_TYPE };
-    for (const name of FORWARDED_REQUEST_HEADERS) {
-      const value = request.headers[name];
-      if (typeof value === 'string') headers[name] = value;
-    }
-    if (payload) headers['content-length'] = payload.length;
-    const res = await new Promise<IncomingMessage>((resolve, reject) => {
-      const req = httpsRequest(url, { method: request.method, headers, ca, timeout: 30_000 }, resolve);
-      req.on('timeout', () => req.destroy(Object.assign(new Error('timed out'), { code: 'TIMEOUT' })));
-      req.on('error', (err: NodeJS.ErrnoException) => {
-        const failed = connectionError(err, upstreamUrl, 'UPSTREAM');
-        reject(new MirrorfarmError('MIRROR_UPSTREAM_UNAVAILABLE', 503, `Git LFS uploads and locks go to the primary, which cannot be reached from this mirror right now (${failed.message}). Try again later, or use ${upstreamUrl} directly.`));
-      });
-      req.end(payload);
+    const res = await forwardToPrimary(upstreamUrl, ca, {
+      method: request.method,
+      path: request.url,
+      headers: request.headers,
+      pass: FORWARDED_REQUEST_HEADERS,
+      extraHeaders: { accept: LFS_MEDIA_TYPE },
+      ...(body === undefined ? {} : { body: Buffer.from(JSON.stringify(body)) }),
+      what: 'Git LFS uploads and locks',
     });
-    reply.status(res.statusCode ?? 502);
-    for (const name of FORWARDED_RESPONSE_HEADERS) {
-      const value = res.headers[name];
-      if (value !== undefined) reply.header(name, value);
-    }
-    return reply.send(res);
+    return reply.status(res.statusCode ?? 502).headers(answerHeaders(res, FORWARDED_RESPONSE_HEADERS)).send(res);
   };
 
   registerLfsRoutes(app, {

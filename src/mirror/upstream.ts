@@ -73,6 +73,11 @@ export class Upstream {
     this.audience = primaryBaseUrl;
   }
 
+  /** The primary's base URL as it names itself (what signed statements to it are addressed to). */
+  primaryBaseUrl(): string {
+    return this.audience;
+  }
+
   private options(method: string, path: string, headers: Record<string, string | number>): RequestOptions & { url: URL } {
     const url = new URL(path, this.baseUrl + '/');
     return { url, method, ca: this.ca, headers, timeout: this.timeoutMs };

@@ -21,7 +21,11 @@ import { MirrorMetrics } from '../mirror/metrics.js';
 import { SyncEngine } from '../mirror/sync-engine.js';
 import { registerMirrorRestApi } from '../mirror/rest/index.js';
 import { mirrorUrls, primaryCloneUrls } from '../mirror/urls.js';
-import { Upstream } from '../mirror/upstream.js';
+import { trustedCas, Upstream } from '../mirror/upstream.js';
+import { HttpPushThrough } from '../mirror/push-through/http.js';
+import { SshPushThrough } from '../mirror/push-through/ssh.js';
+import { pushAudience } from '../auth/push-assertion.js';
+import type { PublishedSource } from '../mirror/push-through/read-your-writes.js';
 import { UpstreamHealth } from '../mirror/upstream-health.js';
 import type { Logger } from '../obs/logger.js';
 import { Metrics } from '../obs/metrics.js';
@@ -138,15 +142,15 @@ export async function startMirror(config: Config, log: Logger): Promise<RunningM
       '-o ControlPersist=300',
     ].join(' '),
   };
+  const primarySsh = () => ({ host: controller?.primary?.sshHost ?? new URL(upstreamUrl).hostname, port: controller?.primary?.sshPort ?? 7999 });
   const engine = new SyncEngine(
     catalog,
     store,
     runner,
     {
       fetchUrl: (repo) => {
-        const ssh = controller?.primary;
-        const host = ssh?.sshHost ?? new URL(upstreamUrl).hostname;
-        return `ssh://git@${host.includes(':') ? `[${host}]` : host}:${ssh?.sshPort ?? 7999}/${repo.projectKey.toLowerCase()}/${repo.slug}.git`;
+        const { host, port } = primarySsh();
+        return `ssh://git@${host.includes(':') ? `[${host}]` : host}:${port}/${repo.projectKey.toLowerCase()}/${repo.slug}.git`;
       },
       fetchEnv: sshEnv,
       prepared: async (repositoryId, refStateHash) =>
@@ -193,7 +197,15 @@ export async function startMirror(config: Config, log: Logger): Promise<RunningM
   });
   app.get('/ready', async (_request, reply) => reply.status(controller!.ready() ? 200 : 503).send({ ready: controller!.ready(), state: controller!.state }));
   app.get('/metrics', async (_request, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
-  registerSmartHttp(app, git, auth, { maxFetchRequestBytes: config.http.maxFetchRequestBytes, maxPushBytes: config.http.maxPushBytes });
+  const published: PublishedSource = {
+    readRefs: (repositoryId) => store.readRefs(repositoryId),
+    farmServing: (repositoryId, hash) =>
+      upstream.call<{ members: number; serving: number }>('GET', `/rest/mirroring/1.0/mirror/repos/${repositoryId}/served?refStateHash=${encodeURIComponent(hash)}`),
+  };
+  const pushThrough = config.mirror.pushThrough
+    ? new HttpPushThrough({ upstreamUrl, ca: trustedCas(config.trust.caFile), git, auth, published, waitMs: config.mirror.pushWaitSeconds * 1000, log: log.child({ component: 'push-through' }) })
+    : undefined;
+  registerSmartHttp(app, git, auth, { maxFetchRequestBytes: config.http.maxFetchRequestBytes, maxPushBytes: config.http.maxPushBytes, ...(pushThrough ? { pushThrough } : {}) });
   lfs = config.lfs.enabled
     ? await attachMirrorLfs(app, { config, git, access, auth, upstream, identityKey: identity.key.privateKey, metrics, log: log.child({ component: 'lfs' }), baseUrl, refusal: removedError })
     : undefined;
@@ -246,6 +258,21 @@ export async function startMirror(config: Config, log: Logger): Promise<RunningM
           return base ? `ssh://git@${base.host}:${base.port}/proj/repo.git` : undefined;
         },
         ...(lfs ? { lfs: lfs.service } : {}),
+        ...(config.mirror.pushThrough
+          ? {
+              pushThrough: new SshPushThrough({
+                git,
+                key: identity.key,
+                audience: () => pushAudience(upstream.primaryBaseUrl()),
+                sshCommand: sshEnv.GIT_SSH_COMMAND,
+                env: { PATH: process.env.PATH, HOME: layout.gitHome, LC_ALL: 'C' },
+                target: primarySsh,
+                published,
+                waitMs: config.mirror.pushWaitSeconds * 1000,
+                log: log.child({ component: 'push-through' }),
+              }),
+            }
+          : {}),
       },
       { host: config.ssh.host, port: config.ssh.port, hostKeyDir: config.ssh.hostKeyDir ?? join(config.home, 'ssh'), sharedHostKeys: config.ssh.hostKeyDir !== undefined },
     );

@@ -24,6 +24,7 @@ import { Metrics } from '../obs/metrics.js';
 import { openDatabase } from '../store/database.js';
 import { GitService, type AccessResolver } from '../transport/git-service.js';
 import { MirrorRegistry } from '../primary/mirrors.js';
+import { PushAssertions } from '../primary/push-assertions.js';
 import { DEFAULT_NODE_OFFLINE_SECONDS } from '../primary/node-status.js';
 import { registerSmartHttp } from '../transport/http/smart-http.js';
 import { attachLfs } from '../lfs/primary.js';
@@ -149,7 +150,7 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
       },
     };
     ssh = new SshServer(
-      { log, metrics, git, keys, events, exampleCloneUrl: () => urls.sshClone('PROJ', 'repo'), ...(lfs ? { lfs } : {}) },
+      { log, metrics, git, keys, events, exampleCloneUrl: () => urls.sshClone('PROJ', 'repo'), ...(lfs ? { lfs } : {}), pushAssertions: new PushAssertions(mirrors, users, repositories, () => baseUrl) },
       { host: config.ssh.host, port: config.ssh.port, hostKeyDir: config.ssh.hostKeyDir ?? join(config.home, 'ssh'), sharedHostKeys: config.ssh.hostKeyDir !== undefined },
     );
     sshPort = await ssh.listen();

@@ -14,7 +14,7 @@ export function run(command: string, args: string[], options: { cwd?: string; en
     const err: Buffer[] = [];
     child.stdout.on('data', (c: Buffer) => out.push(c));
     child.stderr.on('data', (c: Buffer) => err.push(c));
-    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 120_000);
+    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? Number(process.env.MF_RUN_TIMEOUT_MS ?? 120_000));
     child.once('error', reject);
     child.once('close', (code) => {
       clearTimeout(timer);

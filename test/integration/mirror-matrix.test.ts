@@ -1,7 +1,9 @@
 // The mirror's permission matrix equals the primary's. The same users, grants, keys and tokens as
 // permission-matrix.test.ts (test/helpers/matrix.ts), but every git command goes to a mirror node running as
 // its own process, authenticating through the primary: reads must get exactly the primary's answers (refs,
-// 401, 404, key refused), pushes are always refused. Then the delegated-auth cache: a read-only token works, a
+// 401, 404, key refused), pushes are always refused by this mirror, configured read-only
+// (mirror.pushThrough: false; push-through-matrix.test.ts holds pushes passed on to the primary to the primary's
+// answers). Then the delegated-auth cache: a read-only token works, a
 // revoked token, a removed permission, a removed SSH key, a user removed from a group and a deleted group stop
 // working within a second (the mirror drops its cached answers on the primary's events).
 import assert from 'node:assert/strict';
@@ -20,7 +22,7 @@ const primaryRefs = new Map<MatrixRepo, Map<string, string>>();
 
 before(async () => {
   primary = await startServer();
-  starting = startMirror(primary);
+  starting = startMirror(primary, { env: { MIRRORFARM_MIRROR_PUSH_THROUGH: 'false' } });
   starting.catch(() => {}); // reported by the await below, or stopped in `after` when the fixtures failed first
   fixture = await setUpMatrix(primary);
   mirror = await starting;

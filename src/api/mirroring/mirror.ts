@@ -261,6 +261,34 @@ export function registerMirrorRoutes(app: FastifyInstance, context: AppContext, 
     },
   );
 
+  app.get<{ Params: { repositoryId: number }; Querystring: { refStateHash: string } }>(
+    `${PREFIX}/mirror/repos/:repositoryId/served`,
+    {
+      ...mirrorOnly(),
+      schema: {
+        tags: TAGS,
+        summary: 'Whether the whole farm serves a state (mirror)',
+        description:
+          'Read-your-writes for a push through a mirror: how many members of the calling node\'s farm there are, and how many report serving `refStateHash` for the ' +
+          'repository. The node that passed a push on lets the client go once all of them do.',
+        params: Type.Object({ repositoryId: Type.Integer() }),
+        querystring: Type.Object({ refStateHash: Type.String({ pattern: '^v[0-9]+:[0-9a-f]{64}$' }) }),
+        response: { 200: Type.Object({ members: Type.Integer(), serving: Type.Integer() }), ...errorResponses },
+      },
+    },
+    async (request) => {
+      const { mirror } = callerOf(request);
+      const { repositoryId } = request.params;
+      const repo = await context.repositories.byId(repositoryId);
+      if (!repo || !(await registry.carries(mirror, repo.project_id))) throw Errors.repoNotFound(String(repositoryId));
+      const members = coordinator.membership.members(mirror.id);
+      const served = await state.servedHashes(mirror.id, repositoryId);
+      let serving = 0;
+      for (const node of members) if (served.get(node) === request.query.refStateHash) serving++;
+      return { members: members.size, serving };
+    },
+  );
+
   app.post<{ Body: Static<typeof AuthenticateBody> }>(
     `${PREFIX}/authenticate`,
     {

@@ -8,12 +8,19 @@ import { createGunzip } from 'node:zlib';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Principal } from '../../access/authorize.js';
 import { Errors, MirrorfarmError } from '../../errors.js';
-import { pktLine, FLUSH_PKT, PktLineFramingError, PktLineValidator } from '../../protocol/pkt-line.js';
+import { errPacket, pktLine, FLUSH_PKT, PktLineFramingError, PktLineValidator } from '../../protocol/pkt-line.js';
 import { validGitProtocol, type GitRun, type GitService, type GitServiceName } from '../git-service.js';
+
+/** A mirror's: pushes pass on to the primary instead of running here. */
+export interface PushForwarder {
+  advertise(request: FastifyRequest, reply: FastifyReply, project: string, repo: string): Promise<FastifyReply>;
+  push(request: FastifyRequest, reply: FastifyReply, project: string, repo: string): Promise<FastifyReply>;
+}
 
 export interface SmartHttpOptions {
   maxFetchRequestBytes: number;
   maxPushBytes: number;
+  pushThrough?: PushForwarder;
 }
 
 const SERVICES: Record<string, GitServiceName> = { 'git-upload-pack': 'upload-pack', 'git-receive-pack': 'receive-pack' };
@@ -82,8 +89,18 @@ export function registerSmartHttp(app: FastifyInstance, git: GitService, auth: H
       throw new MirrorfarmError('DUMB_HTTP_UNSUPPORTED', 403, 'mirrorfarm serves the smart HTTP protocol only: use git 1.7 or later, and clone from the URL without extra path parts.');
     }
     const gitProtocol = validGitProtocol(request.headers['git-protocol'] as string | undefined);
+    if (service === 'receive-pack' && options.pushThrough) return options.pushThrough.advertise(request, reply, request.params.project, request.params.repo);
     const principal = await auth.fromAuthorizationHeader(request.headers.authorization, { address: request.ip });
-    const view = await git.open(principal, request.params.project, repoSlug(request.params.repo), service);
+    let view;
+    try {
+      view = await git.open(principal, request.params.project, repoSlug(request.params.repo), service);
+    } catch (err) {
+      // A read-only mirror refusing a push says so inside the protocol: every git client shows an ERR packet
+      // ("remote error: ..."), while libgit2 and Dulwich show an HTTP 403 only as its status code.
+      if (!(err instanceof MirrorfarmError) || err.code !== 'MIRROR_READ_ONLY') throw err;
+      noCache(reply).type(`application/x-git-${service}-advertisement`);
+      return reply.send(Buffer.concat([pktLine(`# service=git-${service}\n`), FLUSH_PKT, errPacket(err.message)]));
+    }
     const abort = abortOnClose(reply);
     const run = git.run(view, service, { transport: 'http', principal, mode: 'advertise', gitProtocol, signal: abort.signal });
     const body = new PassThrough();
@@ -104,6 +121,7 @@ export function registerSmartHttp(app: FastifyInstance, git: GitService, auth: H
     };
     app.post<{ Params: RepoParams }>(`/scm/:project/:repo/${path}`, { onRequest }, async (request, reply) => {
       const gitProtocol = validGitProtocol(request.headers['git-protocol'] as string | undefined);
+      if (service === 'receive-pack' && options.pushThrough) return options.pushThrough.push(request, reply, request.params.project, request.params.repo);
       const principal = await auth.fromAuthorizationHeader(request.headers.authorization, { address: request.ip });
       const view = await git.open(principal, request.params.project, repoSlug(request.params.repo), service);
       const abort = abortOnClose(reply);

@@ -106,3 +106,13 @@ export function parseLfsAuthenticate(raw: string): LfsAuthenticateCommand | unde
   const { projectKey, slug } = parseGitCommand(`git-upload-pack ${match[1]}`);
   return { projectKey, slug, operation };
 }
+
+/**
+ * `mirrorfarm-push PROJECT/repo.git`: a mirror passing on a user's push; the first line of input is its signed
+ * assertion of the user (src/auth/push-assertion.ts). Undefined for any other command.
+ */
+export function parseMirrorPush(raw: string): GitExecCommand | undefined {
+  const match = /^mirrorfarm-push +(\S+)$/.exec(raw.trim());
+  if (!match) return undefined;
+  return parseGitCommand(`git-receive-pack ${match[1]}`);
+}

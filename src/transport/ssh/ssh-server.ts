@@ -23,8 +23,12 @@ import type { EventLog, LoggedEvent } from '../../events/log.js';
 import type { Logger } from '../../obs/logger.js';
 import type { Metrics } from '../../obs/metrics.js';
 import { validGitProtocol, type GitService } from '../git-service.js';
-import { parseGitCommand, parseLfsAuthenticate, printable, type GitExecCommand, type LfsAuthenticateCommand } from './command.js';
+import { parseGitCommand, parseLfsAuthenticate, parseMirrorPush, printable, type GitExecCommand, type LfsAuthenticateCommand } from './command.js';
 import type { LfsService } from '../../lfs/service.js';
+import type { SshPushForwarder } from '../../mirror/push-through/ssh.js';
+import type { PushAssertions } from '../../primary/push-assertions.js';
+import { readFirstLine } from './first-line.js';
+import { errPacket } from '../../protocol/pkt-line.js';
 import { SSH_ALGORITHMS } from './algorithms.js';
 import { loadOrCreateHostKeys, loadSharedHostKeys, type HostKey } from './host-keys.js';
 
@@ -91,6 +95,10 @@ export interface SshServerDeps {
   exampleCloneUrl(): string | undefined;
   /** Answers git-lfs-authenticate; absent where Git LFS is off. */
   lfs?: LfsService;
+  /** A primary's: accepts pushes that mirrors pass on for their users (`mirrorfarm-push`). */
+  pushAssertions?: PushAssertions;
+  /** A mirror's: passes pushes on to the primary instead of running receive-pack here. */
+  pushThrough?: SshPushForwarder;
 }
 
 interface ConnectionState {
@@ -611,6 +619,12 @@ export class SshServer {
     if ((this.closing || conn.revoked) && conn.running.size === 0) this.endConnection(conn, this.closing ? 'server shutting down' : 'access revoked');
   }
 
+  /** The key whose signature this connection proved, "type base64" ('' before that). */
+  private verifiedKey(conn: ConnectionState): string {
+    const parsed = conn.keyBlob ? ssh2.utils.parseKey(conn.keyBlob) : undefined;
+    return parsed && !(parsed instanceof Error) && !Array.isArray(parsed) ? `${parsed.type} ${conn.keyBlob!.toString('base64')}` : '';
+  }
+
   /** Prints the HTTPS authorization git-lfs uses for the batch API, as JSON on stdout. */
   private async runLfsAuthenticate(conn: ConnectionState, channel: ServerChannel, command: LfsAuthenticateCommand): Promise<void> {
     const principal = await this.principalFor(conn);
@@ -618,9 +632,7 @@ export class SshServer {
       conn.revoked = true;
       throw new MirrorfarmError(Errors.badCredentials.code, 401, 'This SSH key is no longer registered, or its user was deactivated; log in again with a registered key.');
     }
-    const parsed = conn.keyBlob ? ssh2.utils.parseKey(conn.keyBlob) : undefined;
-    const publicKey = parsed && !(parsed instanceof Error) && !Array.isArray(parsed) ? `${parsed.type} ${conn.keyBlob!.toString('base64')}` : '';
-    const answer = await this.deps.lfs!.authenticate({ principal, publicKey }, command.projectKey, command.slug, command.operation);
+    const answer = await this.deps.lfs!.authenticate({ principal, publicKey: this.verifiedKey(conn) }, command.projectKey, command.slug, command.operation);
     this.log.info({ conn: conn.id, user: conn.user, repository: `${command.projectKey.toUpperCase()}/${command.slug}`, operation: command.operation }, 'git-lfs-authenticate answered');
     channel.write(`${JSON.stringify(answer)}\n`);
     return this.finishChannel(conn, channel, undefined, 0);
@@ -630,11 +642,14 @@ export class SshServer {
     const started = Date.now();
     const context = { conn: conn.id, remote: conn.remote, user: conn.user };
     let command: GitExecCommand;
+    let mirrorPush = false;
     try {
       if (this.closing) throw Errors.shuttingDown();
       const lfs = this.deps.lfs ? parseLfsAuthenticate(raw) : undefined;
       if (lfs) return await this.runLfsAuthenticate(conn, channel, lfs);
-      command = parseGitCommand(raw);
+      const pushed = this.deps.pushAssertions ? parseMirrorPush(raw) : undefined;
+      mirrorPush = pushed !== undefined;
+      command = pushed ?? parseGitCommand(raw);
     } catch (err) {
       this.log.info({ ...context, command: printable(raw, 200), reason: (err as Error).message }, 'SSH exec refused');
       return this.finishChannel(conn, channel, `mirrorfarm: ${(err as Error).message}\n`, 1);
@@ -666,10 +681,21 @@ export class SshServer {
 
     let code: number;
     try {
-      const principal = await this.principalFor(conn);
+      let principal = await this.principalFor(conn);
       if (!principal) {
         conn.revoked = true;
         throw new MirrorfarmError(Errors.badCredentials.code, 401, 'This SSH key is no longer registered, or its user was deactivated; log in again with a registered key.');
+      }
+      // A mirror passing on a user's push: the user its signed assertion names pushes, under their own permissions.
+      if (mirrorPush) principal = await this.deps.pushAssertions!.userFor(principal, await readFirstLine(channel), command.projectKey, command.slug);
+      if (command.service === 'receive-pack' && this.deps.pushThrough) {
+        const forwarded = await this.deps.pushThrough.start({ principal, publicKey: this.verifiedKey(conn) }, command, { input: channel, output: channel, stderr: channel.stderr }, abort.signal);
+        detach = forwarded.detach;
+        code = await forwarded.exited;
+        this.log.info({ ...context, repository, service: command.service, code, passedOn: true, seconds: (Date.now() - started) / 1000 }, 'SSH push passed on to the primary');
+        cleanup();
+        if (conn.closed || abort.signal.aborted) return this.afterChannel(conn);
+        return this.finishChannel(conn, channel, undefined, code);
       }
       const view = await this.deps.git.open(principal, command.projectKey, command.slug, command.service);
       if (abort.signal.aborted) return cleanup();
@@ -703,6 +729,12 @@ export class SshServer {
       cleanup();
       const known = isMirrorfarmError(err);
       this.log[known ? 'info' : 'error']({ ...context, repository, service: command.service, ...(known ? { code: err.code, reason: err.message } : { err }) }, 'SSH exec refused');
+      // A read-only mirror's refusal goes where every git client reads it: an ERR packet instead of the ref
+      // advertisement ("remote error: ..."); libgit2 does not show what arrives on stderr.
+      if (known && err.code === 'MIRROR_READ_ONLY') {
+        channel.write(errPacket(err.message));
+        return this.finishChannel(conn, channel, undefined, 1);
+      }
       const message = known ? err.message : 'internal error; see the server log.';
       return this.finishChannel(conn, channel, `mirrorfarm: ${message}\n`, 1);
     }
