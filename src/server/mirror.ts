@@ -19,7 +19,7 @@ import { DelegatedAuth } from '../mirror/delegated-auth.js';
 import { loadIdentity } from '../mirror/identity.js';
 import { MirrorMetrics } from '../mirror/metrics.js';
 import { SyncEngine } from '../mirror/sync-engine.js';
-import { registerMirrorRestApi } from '../mirror/rest/index.js';
+import { registerMirrorRestApi, type MirrorRestContext } from '../mirror/rest/index.js';
 import { mirrorUrls, primaryCloneUrls } from '../mirror/urls.js';
 import { Upstream } from '../mirror/upstream.js';
 import { UpstreamHealth } from '../mirror/upstream-health.js';
@@ -35,6 +35,7 @@ import { VERSION } from '../version.js';
 import { writeEndpoints } from './endpoints.js';
 import { preparePrivateHome } from './home.js';
 import { createHttpApp } from './http-app.js';
+import { registerMirrorWeb } from '../web/mirror-pages.js';
 
 export interface RunningMirror {
   controller: MirrorController;
@@ -183,14 +184,14 @@ export async function startMirror(config: Config, log: Logger): Promise<RunningM
       ...(error ? { error } : {}),
       ...(controller!.primary?.baseUrlWarning ? { warnings: [controller!.primary.baseUrlWarning] } : {}),
       ...(controller!.guardMessage() ? { deleteGuard: controller!.guardMessage() } : {}),
-      links: { primary: controller!.primaryMirrorUrl() },
+      links: { primary: controller!.primaryAdminPageUrl(), primaryApi: controller!.primaryMirrorUrl() },
     };
   });
   app.get('/ready', async (_request, reply) => reply.status(controller!.ready() ? 200 : 503).send({ ready: controller!.ready(), state: controller!.state }));
   app.get('/metrics', async (_request, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
   registerSmartHttp(app, git, auth, { maxFetchRequestBytes: config.http.maxFetchRequestBytes, maxPushBytes: config.http.maxPushBytes });
   let httpPort = 0;
-  await registerMirrorRestApi(app, {
+  const restContext: MirrorRestContext = {
     config,
     identity,
     auth,
@@ -203,7 +204,9 @@ export async function startMirror(config: Config, log: Logger): Promise<RunningM
     primaryCloneUrls: primaryCloneUrls(upstreamUrl, () => controller?.primary && { host: controller.primary.sshHost, port: controller.primary.sshPort }),
     checkAvailable: (view) => policy.checkAvailable(view),
     httpPort: () => httpPort,
-  });
+  };
+  await registerMirrorRestApi(app, restContext);
+  await registerMirrorWeb(app, { db, log, rest: restContext, controller, error: () => controller!.error ?? health.error() });
   await app.listen({ host: config.http.host, port: config.http.port });
   httpPort = (app.server.address() as AddressInfo).port;
 

@@ -34,6 +34,7 @@ import type { AppContext, Urls } from './context.js';
 import { writeEndpoints } from './endpoints.js';
 import { preparePrivateHome } from './home.js';
 import { createHttpApp } from './http-app.js';
+import { registerPrimaryWeb } from '../web/primary-pages.js';
 
 export interface RunningServer {
   context: AppContext;
@@ -126,6 +127,7 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
   registerSmartHttp(app, git, authenticator, { maxFetchRequestBytes: config.http.maxFetchRequestBytes, maxPushBytes: config.http.maxPushBytes });
   await registerRestApi(app, context);
   const mirroring = await attachMirroring(app, context, { registry: mirrors });
+  await registerPrimaryWeb(app, context, mirroring);
 
   await app.listen({ host: config.http.host, port: config.http.port });
   const httpPort = (app.server.address() as AddressInfo).port;

@@ -169,6 +169,15 @@ export interface MirrorLocalReposTable {
   updated_at: number;
 }
 
+export interface WebSessionsTable {
+  id_hash: string; // sha256 hex of the cookie's random id
+  user_id: number;
+  user_name: string;
+  csrf_token: string;
+  created_at: number;
+  last_seen_at: number;
+}
+
 export interface Database {
   users: UsersTable;
   ssh_keys: SshKeysTable;
@@ -188,6 +197,7 @@ export interface Database {
   mirror_repo_states: MirrorRepoStatesTable;
   mirror_local_state: MirrorLocalStateTable;
   mirror_local_repos: MirrorLocalReposTable;
+  web_sessions: WebSessionsTable;
 }
 
 export type User = Selectable<UsersTable>;
