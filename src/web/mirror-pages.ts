@@ -51,7 +51,7 @@ export async function mirrorView(deps: MirrorWebDeps): Promise<MirrorView> {
     INITIALIZING: ['Starting', 'Checking the connection to the primary server.'],
     PENDING: ['Waiting for authorization', 'An administrator of the primary server must authorize this mirror and choose the projects it carries. Compare the key fingerprint below with the one the primary shows.'],
     SYNCHRONIZING: [`Synchronizing ${counts}`, 'Repositories are being copied from the primary server.'],
-    SYNCHRONIZED: ['In sync', `${counts} are the same as on the primary server.`],
+    SYNCHRONIZED: ['In sync', progress.total === 0 ? 'This mirror carries no repositories yet.' : `Every repository (${progress.synced} of ${progress.total}) is the same as on the primary server.`],
     ERROR: ['Error', error ? error.message : 'This mirror cannot proceed; it retries on its own.'],
     REJECTED: ['Rejected', 'The registration of this mirror was rejected on the primary server. Uninstall it, or restart it to send a new request.'],
     REMOVED: ['Removed', 'This mirror was removed from its primary server and serves nothing. Clone from the primary server instead, and uninstall this mirror.'],
