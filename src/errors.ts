@@ -115,6 +115,10 @@ export const Errors = {
       `Every node of a farm must use the farm's mirror key: give it the same mirror.keyFile (MIRRORFARM_MIRROR_KEY_FILE; one Secret in Kubernetes). ` +
       `If it is a new mirror, give it its own baseUrl, or delete mirror ${otherId} on the primary first.`,
   ),
+  // The web UI. Every state-changing form carries its session's token; a form from another site (or an old tab
+  // after signing out) has none that matches.
+  csrfInvalid: define('CSRF_TOKEN_INVALID', 403, () => 'This form has expired or did not come from this site. Reload the page and try again.'),
+  webTokenSignIn: define('WEB_SIGN_IN_TOKEN', 401, () => 'Sign in to the web interface with your password; access tokens are for git and the REST API.'),
   // The farm's load balancer (nginx) that `mirrorfarm demo --nodes N` runs.
   balancerNginxMissing: define('BALANCER_NGINX_MISSING', 500, (binary: string, problem: string, install: string) => `nginx is not installed (${binary} ${problem}); the farm's load balancer is nginx: ${install} (or point MIRRORFARM_NGINX at an nginx binary).`),
   balancerStreamMissing: define('BALANCER_STREAM_MISSING', 500, (binary: string, module: string, install: string) => `nginx's stream module, which balances SSH, is not installed (${binary} has no built-in stream and ${module} is missing): ${install}.`),

@@ -61,6 +61,13 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    web: Type.Object(
+      {
+        sessionIdleMinutes: Type.Integer({ minimum: 1, default: 60, description: 'A web UI sign-in ends after this long without a request.' }),
+        sessionMaxHours: Type.Integer({ minimum: 1, default: 12, description: 'A web UI sign-in ends this long after it began, however active.' }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     git: Type.Object(
       {
         binary: Type.String({ default: 'git' }),

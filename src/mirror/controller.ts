@@ -202,8 +202,14 @@ export class MirrorController {
     return Math.max(engine, silent);
   }
 
+  /** This mirror's REST resource on the primary (where its project selection is changed). */
   primaryMirrorUrl(): string {
     return `${this.deps.config.mirror.upstreamUrl}/rest/mirroring/1.0/mirrorServers/${this.deps.identity.mirrorId}`;
+  }
+
+  /** This mirror's page in the primary's administration: where an administrator authorizes it (links.primary). */
+  primaryAdminPageUrl(): string {
+    return `${this.deps.config.mirror.upstreamUrl}/admin/mirrors/${this.deps.identity.mirrorId}`;
   }
 
   private setState(state: MirrorState): void {

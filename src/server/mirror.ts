@@ -19,7 +19,7 @@ import { DelegatedAuth } from '../mirror/delegated-auth.js';
 import { loadIdentity } from '../mirror/identity.js';
 import { MirrorMetrics } from '../mirror/metrics.js';
 import { SyncEngine } from '../mirror/sync-engine.js';
-import { registerMirrorRestApi } from '../mirror/rest/index.js';
+import { registerMirrorRestApi, type MirrorRestContext } from '../mirror/rest/index.js';
 import { mirrorUrls, primaryCloneUrls } from '../mirror/urls.js';
 import { trustedCas, Upstream } from '../mirror/upstream.js';
 import { HttpPushThrough } from '../mirror/push-through/http.js';
@@ -40,6 +40,7 @@ import { VERSION } from '../version.js';
 import { writeEndpoints } from './endpoints.js';
 import { preparePrivateHome } from './home.js';
 import { createHttpApp } from './http-app.js';
+import { registerMirrorWeb } from '../web/mirror-pages.js';
 
 export interface RunningMirror {
   controller: MirrorController;
@@ -192,7 +193,7 @@ export async function startMirror(config: Config, log: Logger): Promise<RunningM
       ...(error ? { error } : {}),
       ...(controller!.primary?.baseUrlWarning ? { warnings: [controller!.primary.baseUrlWarning] } : {}),
       ...(controller!.guardMessage() ? { deleteGuard: controller!.guardMessage() } : {}),
-      links: { primary: controller!.primaryMirrorUrl() },
+      links: { primary: controller!.primaryAdminPageUrl(), primaryApi: controller!.primaryMirrorUrl() },
     };
   });
   app.get('/ready', async (_request, reply) => reply.status(controller!.ready() ? 200 : 503).send({ ready: controller!.ready(), state: controller!.state }));
@@ -210,7 +211,7 @@ export async function startMirror(config: Config, log: Logger): Promise<RunningM
     ? await attachMirrorLfs(app, { config, git, access, auth, upstream, identityKey: identity.key.privateKey, metrics, log: log.child({ component: 'lfs' }), baseUrl, refusal: removedError })
     : undefined;
   let httpPort = 0;
-  await registerMirrorRestApi(app, {
+  const restContext: MirrorRestContext = {
     config,
     identity,
     auth,
@@ -223,7 +224,9 @@ export async function startMirror(config: Config, log: Logger): Promise<RunningM
     primaryCloneUrls: primaryCloneUrls(upstreamUrl, () => controller?.primary && { host: controller.primary.sshHost, port: controller.primary.sshPort }),
     checkAvailable: (view) => policy.checkAvailable(view),
     httpPort: () => httpPort,
-  });
+  };
+  await registerMirrorRestApi(app, restContext);
+  await registerMirrorWeb(app, { db, log, rest: restContext, controller, error: () => controller!.error ?? health.error() });
   await app.listen({ host: config.http.host, port: config.http.port });
   httpPort = (app.server.address() as AddressInfo).port;
 

@@ -36,6 +36,7 @@ import type { AppContext, Urls } from './context.js';
 import { writeEndpoints } from './endpoints.js';
 import { preparePrivateHome } from './home.js';
 import { createHttpApp } from './http-app.js';
+import { registerPrimaryWeb } from '../web/primary-pages.js';
 
 export interface RunningServer {
   context: AppContext;
@@ -131,6 +132,7 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
     : undefined;
   await registerRestApi(app, context);
   const mirroring = await attachMirroring(app, context, { registry: mirrors });
+  await registerPrimaryWeb(app, context, mirroring);
 
   await app.listen({ host: config.http.host, port: config.http.port });
   const httpPort = (app.server.address() as AddressInfo).port;

@@ -232,4 +232,22 @@ export const migrations: Record<string, Migration> = {
       await db.schema.createIndex('lfs_locks_path').on('lfs_locks').columns(['repository_id', 'path']).unique().execute();
     },
   },
+  '0007_web_sessions': {
+    async up(db: Kysely<unknown>) {
+      // Web UI sign-ins, kept on the server: the browser holds only a random id, stored here as its SHA-256 (a
+      // copy of the database signs nobody in). On a mirror node, user_id is the primary's id and the table is
+      // the node's own: a session is valid on the node that made it.
+      await db.schema
+        .createTable('web_sessions')
+        .addColumn('id_hash', 'text', (c) => c.primaryKey())
+        .addColumn('user_id', 'integer', (c) => c.notNull())
+        .addColumn('user_name', 'text', (c) => c.notNull())
+        .addColumn('csrf_token', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('last_seen_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('web_sessions_user').on('web_sessions').column('user_id').execute();
+      await db.schema.createIndex('web_sessions_last_seen').on('web_sessions').column('last_seen_at').execute();
+    },
+  },
 };

@@ -178,6 +178,15 @@ export interface LfsLocksTable {
   locked_at: number;
 }
 
+export interface WebSessionsTable {
+  id_hash: string; // sha256 hex of the cookie's random id
+  user_id: number;
+  user_name: string;
+  csrf_token: string;
+  created_at: number;
+  last_seen_at: number;
+}
+
 export interface Database {
   users: UsersTable;
   ssh_keys: SshKeysTable;
@@ -198,6 +207,7 @@ export interface Database {
   mirror_local_state: MirrorLocalStateTable;
   mirror_local_repos: MirrorLocalReposTable;
   lfs_locks: LfsLocksTable;
+  web_sessions: WebSessionsTable;
 }
 
 export type User = Selectable<UsersTable>;

@@ -9,7 +9,7 @@ export interface MirrorStatus {
   mirrorId: string;
   progress: { synced: number; total: number };
   error?: { code: string; message: string };
-  links: { primary: string };
+  links: { primary: string; primaryApi: string };
   [k: string]: unknown;
 }
 

@@ -45,7 +45,7 @@ describe('mirror setup and sync', () => {
   it('starts PENDING, links to the primary, and is not ready', async () => {
     const status = await waitForState(mirror, 'PENDING');
     assert.match(status.mirrorId, /^[0-9A-F]{4}(-[0-9A-F]{4}){3}$/);
-    assert.equal(status.links.primary, `${primary.baseUrl}/rest/mirroring/1.0/mirrorServers/${status.mirrorId}`);
+    assert.equal(status.links.primary, `${primary.baseUrl}/admin/mirrors/${status.mirrorId}`);
     assert.equal((await mirrorGet(mirror, '/ready')).status, 503);
     const requests = await api(primary, 'GET', '/rest/mirroring/1.0/requests');
     assert.equal(requests.status, 200, requests.text);

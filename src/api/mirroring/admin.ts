@@ -22,6 +22,17 @@ type SelectionBody = Static<typeof SelectionBody>;
 const AcceptBody = Type.Composite([Type.Object({ mirroringMode: MirroringModeSchema }), Type.Omit(SelectionBody, ['mirroringMode'])]);
 const ProjectParams = Type.Composite([MirrorIdParams, Type.Object({ projectKeyOrId: Type.String({ description: 'Project key (e.g. PROJ) or numeric id.' }) })]);
 
+/** mirrorServers/{id} of each mirror, as this API answers it (also what the web UI's Mirrors pages show). */
+export async function mirrorDetailsJson(context: AppContext, state: MirroringServices['state'], mirrors: Mirror[]): Promise<Array<Static<typeof MirrorServerDetailsJson>>> {
+  const details = await state.describe(mirrors);
+  const projectIds = [...new Set([...details.values()].flatMap((d) => d.projectIds))];
+  const projects = new Map<number, Project>();
+  for (let i = 0; i < projectIds.length; i += 500) {
+    for (const p of await context.db.selectFrom('projects').selectAll().where('id', 'in', projectIds.slice(i, i + 500)).execute()) projects.set(p.id, p);
+  }
+  return mirrors.map((m) => mirrorServerDetailsJson(context.urls, m, details.get(m.id)!, projects));
+}
+
 export function registerAdminRoutes(app: FastifyInstance, context: AppContext, services: MirroringServices): void {
   const { registry, state } = services;
   const { urls } = context;
@@ -50,15 +61,7 @@ export function registerAdminRoutes(app: FastifyInstance, context: AppContext, s
     return project;
   }
 
-  async function detailsJson(mirrors: Mirror[]) {
-    const details = await state.describe(mirrors);
-    const projectIds = [...new Set([...details.values()].flatMap((d) => d.projectIds))];
-    const projects = new Map<number, Project>();
-    for (let i = 0; i < projectIds.length; i += 500) {
-      for (const p of await context.db.selectFrom('projects').selectAll().where('id', 'in', projectIds.slice(i, i + 500)).execute()) projects.set(p.id, p);
-    }
-    return mirrors.map((m) => mirrorServerDetailsJson(urls, m, details.get(m.id)!, projects));
-  }
+  const detailsJson = (mirrors: Mirror[]) => mirrorDetailsJson(context, state, mirrors);
 
   const one = async (mirror: Mirror) => (await detailsJson([mirror]))[0]!;
 

@@ -125,7 +125,7 @@ export function registerMirrorMirroringRoutes(app: FastifyInstance, context: Mir
   const settings = async (request: FastifyRequest): Promise<Static<typeof UpstreamSettingsJson>> => {
     await requirePrimaryAdmin(context, principalOf(request));
     const selection = await controller.selection();
-    if (!selection) throw new MirrorfarmError('MIRROR_NOT_AUTHORIZED', 404, `This mirror has no project selection yet: authorize it on the primary (${controller.primaryMirrorUrl()}).`);
+    if (!selection) throw new MirrorfarmError('MIRROR_NOT_AUTHORIZED', 404, `This mirror has no project selection yet: authorize it on the primary (${controller.primaryAdminPageUrl()}).`);
     const mode = selection.mode === 'ALL_PROJECTS' ? 'ALL_PROJECTS' : 'SELECTED_PROJECTS';
     return { mode, projectIds: mode === 'ALL_PROJECTS' ? [] : selection.projectIds.map(String) };
   };
