@@ -191,8 +191,10 @@ export class Cluster {
   async uninstall(name: string): Promise<Record<string, number>> {
     const release = this.releases.get(name);
     assert.ok(release, `no release ${name}`);
-    const codes: Record<string, number> = {};
-    for (const podName of [...release.pods.keys()]) codes[podName] = await this.deletePod(release, podName);
+    // All pods at once, as the StatefulSet controller deletes them on uninstall.
+    const names = [...release.pods.keys()];
+    const exits = await Promise.all(names.map((podName) => this.deletePod(release, podName)));
+    const codes: Record<string, number> = Object.fromEntries(names.map((n, i) => [n, exits[i]!]));
     for (const s of release.secrets) this.secrets.delete(s);
     this.releases.delete(name);
     await this.sync();
@@ -307,11 +309,14 @@ export class Cluster {
     await this.sync();
     await pod.container.kill('TERM');
     const code = await pod.container.wait(pod.graceMs);
+    this.stopLogs.set(name, await pod.container.logs());
     await pod.container.remove();
     return code;
   }
 
   private probing = false;
+  /** The last log of each deleted pod (kubectl logs --previous). */
+  readonly stopLogs = new Map<string, string>();
 
   /** One pass of the kubelet: every pod whose probe is due is probed; readiness changes update endpoints. */
   private async kubelet(): Promise<void> {
