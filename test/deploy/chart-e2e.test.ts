@@ -128,6 +128,10 @@ describe('the chart, run: primary, mirror farms, scaling, removal', { skip: why 
     mirrorIds['git-mirror'] = await authorize('git-mirror', MIRROR_HOST);
     await waitReady('git-mirror', 1);
     await cloneBoth('git-mirror', MIRROR_HOST);
+    // helm test git-mirror: the chart's test hook pod asks the HTTP Service for /ready from inside the cluster.
+    const tests = await cluster.helmTest('git-mirror');
+    assert.deepEqual(tests.map((r) => [r.pod, r.code]), [['git-mirror-mirrorfarm-test', 0]], tests.map((r) => r.logs).join('\n'));
+    assert.match(tests[0]!.logs, /GET http:\/\/git-mirror-mirrorfarm:7990\/ready: 200/);
   });
 
   it('helm upgrade --set replicaCount=3 --reuse-values: the same identity, new pods ready only once in sync', async (t) => {

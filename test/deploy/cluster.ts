@@ -201,6 +201,39 @@ export class Cluster {
     return codes;
   }
 
+  /**
+   * helm test: runs the release's test hook pods to completion and returns their exit codes and logs. A Service
+   * name resolves to one of its ready endpoints (the pod's port equals the Service's here).
+   */
+  async helmTest(name: string): Promise<Array<{ pod: string; code: number; logs: string }>> {
+    const release = this.releases.get(name);
+    assert.ok(release, `no release ${name}`);
+    const hosts = this.hosts();
+    for (const svc of release.objects.filter((o) => o.kind === 'Service' && o.spec.clusterIP !== 'None')) {
+      const endpoint = this.endpoints(svc, svc.spec.ports[0].name)[0];
+      if (endpoint) for (const n of [svc.metadata.name, `${svc.metadata.name}.${this.namespace}`, `${svc.metadata.name}.${this.namespace}.svc`, `${svc.metadata.name}.${this.namespace}.svc.cluster.local`]) hosts[n] = endpoint.split(':')[0]!;
+    }
+    const results = [];
+    for (const pod of release.objects.filter((o) => o.kind === 'Pod' && o.metadata.annotations?.['helm.sh/hook'] === 'test')) {
+      const c = pod.spec.containers[0];
+      assert.equal(c.image, `mirrorfarm:${VERSION}`);
+      const security = pod.spec.securityContext ?? {};
+      const container = await runContainer({
+        name: `${this.prefix.replace('.', '-')}-${pod.metadata.name}`,
+        env: Object.fromEntries((c.env ?? []).map((e: { name: string; value: string }) => [e.name, String(e.value)])),
+        entrypoint: JSON.stringify(c.command),
+        args: c.args ?? [],
+        readOnlyRoot: c.securityContext?.readOnlyRootFilesystem === true,
+        user: { uid: security.runAsUser ?? 0, gid: security.runAsGroup ?? 0 },
+        hosts,
+      });
+      const code = await container.wait(60_000);
+      results.push({ pod: pod.metadata.name, code, logs: await container.logs() });
+      await container.remove();
+    }
+    return results;
+  }
+
   pods(release: string): Pod[] {
     return [...(this.releases.get(release)?.pods.values() ?? [])];
   }
