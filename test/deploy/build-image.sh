@@ -2,7 +2,7 @@
 # Builds the repository's Dockerfile with buildah into local storage as localhost/mirrorfarm:<version> (the
 # chart's default image, mirrorfarm:<appVersion>), on the locally assembled base image (base-image.sh), with
 # no registry: the base is never pulled. Layers are cached (--layers), so a rebuild after a change to src/
-# reruns only the compile. Run as root, like base-image.sh.
+# reruns only the compile; --force-rm leaves no build container behind, failed builds included. Run as root, like base-image.sh.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export CONTAINERS_CONF="${CONTAINERS_CONF:-$PWD/test/deploy/containers.conf}"
@@ -23,7 +23,7 @@ cafile="$(npm config get cafile 2>/dev/null || true)"
 if [ -n "$cafile" ] && [ "$cafile" != null ] && [ -f "$cafile" ]; then
   ca_args=(--volume "$cafile:/run/build-npm-ca.crt:ro" --build-arg npm_config_cafile=/run/build-npm-ca.crt)
 fi
-if ! buildah --runtime /usr/sbin/runc bud --pull=false --layers --network host "${ca_args[@]}" \
+if ! buildah --runtime /usr/sbin/runc bud --pull=false --layers --force-rm --network host "${ca_args[@]}" \
   --build-arg VERSION="$VERSION" \
   --build-arg REVISION="$(git rev-parse HEAD 2>/dev/null || echo unknown)" \
   --build-arg CREATED="$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
@@ -32,6 +32,5 @@ if ! buildah --runtime /usr/sbin/runc bud --pull=false --layers --network host "
   echo "build-image.sh: buildah bud failed (full log above)" >&2
   exit 1
 fi
-# Dangling images of earlier builds of this tag would pile up in storage.
-buildah rmi --prune >/dev/null 2>&1 || true
+# No `buildah rmi --prune`: the untagged images it removes are the cached layers that make a rebuild fast.
 echo "build-image.sh: built $IMAGE"
