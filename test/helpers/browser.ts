@@ -3,7 +3,7 @@
 // the SPKI hash of the test CA's server certificate (--ignore-certificate-errors-spki-list), so only that key is
 // accepted beyond the system's roots; any other certificate error still fails the page.
 import { createHash, X509Certificate } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type BrowserContextOptions, type Page } from 'playwright-core';
@@ -86,7 +86,14 @@ export function describeViolations(url: string, violations: AxeViolation[]): str
   return `${url}:\n${violations.map((v) => `  ${v.id} (${v.impact}): ${v.help}\n${v.nodes.map((n) => `    ${n.target.join(' ')}: ${n.html}`).join('\n')}`).join('\n')}`;
 }
 
+/**
+ * Takes a screenshot of the page every run (so that rendering failures show), and writes it to docs/screenshots
+ * only with MF_SCREENSHOTS=1: the pictures in the README are refreshed on purpose, and a test run leaves the
+ * work tree as it was.
+ */
 export async function screenshot(page: Page, name: string): Promise<void> {
+  const image = await page.screenshot({ fullPage: true });
+  if (process.env.MF_SCREENSHOTS !== '1') return;
   mkdirSync(SCREENSHOTS, { recursive: true });
-  await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true });
+  writeFileSync(join(SCREENSHOTS, `${name}.png`), image);
 }
