@@ -102,6 +102,7 @@ export const ConfigSchema = Type.Object(
         authCacheSeconds: Type.Integer({ minimum: 0, default: 60, description: 'How long a verified credential is trusted without asking the primary again.' }),
         authGraceSeconds: Type.Integer({ minimum: 0, default: 900, description: 'How long credentials verified before keep working while the primary is unreachable.' }),
         maxDeleteShare: Type.Number({ minimum: 0, maximum: 1, default: 0.5, description: 'A snapshot pass refuses to delete more than this share of the mirrored repositories.' }),
+        lfsPrefetch: Type.Boolean({ default: true, description: 'After a repository synced, fetch the Git LFS objects its default branch refers to, so the first clone finds them on the mirror.' }),
         pushThrough: Type.Boolean({ default: true, description: 'Pass pushes (HTTPS and SSH) on to the primary as the same user; false: refuse them, naming the primary\'s URL.' }),
         pushWaitSeconds: Type.Number({ minimum: 0, maximum: 600, default: 10, description: 'How long a push through this mirror waits for the farm to serve it before returning to the client (read-your-writes).' }),
         upstreamSshHost: Type.Optional(Type.String({ minLength: 1, description: "Where this node reaches the primary's SSH server, when not at the host the primary publishes (a proxy or NAT in between). The host key stays pinned." })),

@@ -27,24 +27,27 @@ export class LfsFetchThrough {
     private readonly log: Logger,
   ) {}
 
-  /** The object from the store, or from the primary (stored on the way). */
-  async open(repositoryId: number, oid: string): Promise<LfsObject> {
+  /**
+   * The object from the store, or from the primary (stored on the way). `forClient: false` (a prefetch) counts
+   * nothing as served.
+   */
+  async open(repositoryId: number, oid: string, forClient = true): Promise<LfsObject> {
     const key = `${repositoryId}/${oid}`;
     const running = this.inflight.get(key);
     if (running) await running.catch(() => {});
     const size = await this.store.size(repositoryId, oid);
-    if (size !== undefined) return this.local(repositoryId, oid, size);
-    if (this.inflight.has(key)) return this.open(repositoryId, oid);
-    return this.fetch(key, repositoryId, oid);
+    if (size !== undefined) return this.local(repositoryId, oid, size, forClient);
+    if (this.inflight.has(key)) return this.open(repositoryId, oid, forClient);
+    return this.fetch(key, repositoryId, oid, forClient);
   }
 
-  private local(repositoryId: number, oid: string, size: number): LfsObject {
+  private local(repositoryId: number, oid: string, size: number, forClient: boolean): LfsObject {
     const body = this.store.open(repositoryId, oid);
-    body.once('end', () => this.metrics.lfsBytes.inc({ direction: 'out', source: 'local' }, size));
+    if (forClient) body.once('end', () => this.metrics.lfsBytes.inc({ direction: 'out', source: 'local' }, size));
     return { size, body };
   }
 
-  private async fetch(key: string, repositoryId: number, oid: string): Promise<LfsObject> {
+  private async fetch(key: string, repositoryId: number, oid: string, forClient: boolean): Promise<LfsObject> {
     let settle!: (err?: Error) => void;
     const done = new Promise<void>((resolve, reject) => (settle = (err) => (err ? reject(err) : resolve())));
     done.catch(() => {});
@@ -86,7 +89,7 @@ export class LfsFetchThrough {
         finish(err);
       },
     );
-    toClient.once('end', () => this.metrics.lfsBytes.inc({ direction: 'out', source: 'primary' }, size));
+    if (forClient) toClient.once('end', () => this.metrics.lfsBytes.inc({ direction: 'out', source: 'primary' }, size));
     return { size, body: toClient };
   }
 }

@@ -21,9 +21,14 @@ import { LfsObjectStore } from './object-store.js';
 import { LFS_MEDIA_TYPE, registerLfsRoutes } from './routes.js';
 import type { LfsService } from './service.js';
 import { LfsTokens } from './tokens.js';
+import { LfsPrefetcher, type MissingLfsObjects } from './prefetch.js';
+import type { RepoStore } from '../git/repo-store.js';
+import type { GitRunner } from '../git/runner.js';
 
 export interface MirrorLfsDeps {
   config: Config;
+  repos: RepoStore;
+  runner: GitRunner;
   git: GitService;
   access: AccessResolver;
   auth: DelegatedAuth;
@@ -39,6 +44,10 @@ export interface MirrorLfsDeps {
 
 export interface MirrorLfs {
   service: LfsService;
+  /** A repository synced: prefetch what its default branch refers to (mirror.lfsPrefetch). */
+  synced(repositoryId: number): void;
+  /** Repositories whose default branch refers to LFS objects this mirror could not get. */
+  missing(): MissingLfsObjects[];
   /** Removes a repository's objects (the repository left this mirror). */
   removeRepository(repositoryId: number): Promise<void>;
 }
@@ -68,6 +77,7 @@ export async function attachMirrorLfs(app: FastifyInstance, deps: MirrorLfsDeps)
   });
   const fetcher = new LfsFetchThrough(store, (repositoryId, oid) => deps.upstream.open('GET', `/rest/mirroring/1.0/mirror/lfs/objects/${repositoryId}/${oid}`), deps.metrics, deps.log);
   const ca = trustedCas(config.trust.caFile);
+  const prefetcher = new LfsPrefetcher(deps.repos, deps.runner, store, fetcher, deps.log);
 
   const forward = async (request: FastifyRequest, reply: FastifyReply, body: unknown): Promise<FastifyReply> => {
     const refused = deps.refusal();
@@ -113,6 +123,13 @@ export async function attachMirrorLfs(app: FastifyInstance, deps: MirrorLfsDeps)
         return { href: `${deps.baseUrl}/scm/${view.project.key.toLowerCase()}/${view.repo.slug}.git/info/lfs`, header, expires_in: tokens.lifetimeSeconds };
       },
     },
-    removeRepository: (repositoryId) => store.removeRepository(repositoryId),
+    synced: (repositoryId) => {
+      if (config.mirror.lfsPrefetch) prefetcher.request(repositoryId);
+    },
+    missing: () => prefetcher.report(),
+    removeRepository: async (repositoryId) => {
+      prefetcher.forget(repositoryId);
+      await store.removeRepository(repositoryId);
+    },
   };
 }

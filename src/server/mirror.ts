@@ -161,7 +161,10 @@ export async function startMirror(config: Config, log: Logger): Promise<RunningM
     config.mirror.syncParallelism,
     log.child({ component: 'sync' }),
     mirrorMetrics,
-    (result) => controller?.onSyncResult(result),
+    (result) => {
+      controller?.onSyncResult(result);
+      if (result.status === 'SYNCED') lfs?.synced(result.repositoryId);
+    },
   );
   // Made below with the HTTP routes; the engine only asks once it runs.
   // eslint-disable-next-line prefer-const
@@ -190,6 +193,8 @@ export async function startMirror(config: Config, log: Logger): Promise<RunningM
       // This node's place in its farm: its membership and lease, and the farm as the primary last answered.
       farm: controller!.farm(),
       failingRepositories: progress.failing,
+      // Repositories whose default branch refers to Git LFS objects this node could not get from the primary.
+      ...(lfs?.missing().length ? { lfsMissing: lfs.missing() } : {}),
       ...(error ? { error } : {}),
       ...(controller!.primary?.baseUrlWarning ? { warnings: [controller!.primary.baseUrlWarning] } : {}),
       ...(controller!.guardMessage() ? { deleteGuard: controller!.guardMessage() } : {}),
@@ -208,7 +213,7 @@ export async function startMirror(config: Config, log: Logger): Promise<RunningM
     : undefined;
   registerSmartHttp(app, git, auth, { maxFetchRequestBytes: config.http.maxFetchRequestBytes, maxPushBytes: config.http.maxPushBytes, ...(pushThrough ? { pushThrough } : {}) });
   lfs = config.lfs.enabled
-    ? await attachMirrorLfs(app, { config, git, access, auth, upstream, identityKey: identity.key.privateKey, metrics, log: log.child({ component: 'lfs' }), baseUrl, refusal: removedError })
+    ? await attachMirrorLfs(app, { config, repos: store, runner, git, access, auth, upstream, identityKey: identity.key.privateKey, metrics, log: log.child({ component: 'lfs' }), baseUrl, refusal: removedError })
     : undefined;
   let httpPort = 0;
   const restContext: MirrorRestContext = {

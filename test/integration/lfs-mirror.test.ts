@@ -1,17 +1,18 @@
 // Git LFS through a mirror with Debian's git-lfs client: a clone from the mirror fetches each object from the
 // primary once and serves it locally afterwards (the primary is asked once, however many clients ask at the same
-// moment); SSH clones get their download authorization from the mirror; uploads and locks go to the primary with
+// moment); a mirror that prefetches has the objects of a push before anyone asks, and reports those the primary
+// cannot give it; SSH clones get their download authorization from the mirror; uploads and locks go to the primary with
 // the user's own credentials, so the primary decides; a stranger learns nothing.
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { addSshKey, createProject, createRepo, createUser, grantRepo } from '../helpers/fixtures.js';
 import { metricValue, rawRequest } from '../helpers/http.js';
 import { lfsGit, lfsGitOk, lfsUser, sha256File, writeRandomFile } from '../helpers/lfs.js';
-import { authorizeMirror, waitForSameRefs, waitForState } from '../helpers/mirror.js';
+import { authorizeMirror, mirrorGet, waitForSameRefs, waitForState } from '../helpers/mirror.js';
 import { run } from '../helpers/run.js';
-import { sshKeyPair, startMirror, startServer, type Credentials, type SshKeyPair, type TestServer } from '../helpers/server.js';
+import { eventually, gitOk, sshKeyPair, startMirror, startServer, type Credentials, type SshKeyPair, type TestServer } from '../helpers/server.js';
 import { removeTempDirs, tempDir } from '../helpers/tmp.js';
 
 let primary: TestServer;
@@ -63,7 +64,8 @@ before(async () => {
   await lfsGitOk(user, ['add', '-A'], work);
   await lfsGitOk(user, ['commit', '-q', '-m', 'model'], work);
   await lfsGitOk(user, ['push', '-q', primary.httpUrl('LFS', 'assets'), 'main'], work);
-  mirror = await startMirror(primary);
+  // Fetch-through is what this mirror shows; the prefetching one is started in its own test below.
+  mirror = await startMirror(primary, { env: { MIRRORFARM_MIRROR_LFS_PREFETCH: 'false' } });
   await authorizeMirror(primary, mirror, 'ALL');
   await waitForState(mirror, 'SYNCHRONIZED');
   await waitForSameRefs(primary, mirror, 'LFS', 'assets', alice);
@@ -156,5 +158,39 @@ describe('Git LFS through a mirror', () => {
     assert.equal(JSON.parse(onMirror.text).message, JSON.parse(onPrimary.text).message);
     const object = await rawRequest(mirror, 'GET', `/scm/lfs/assets.git/info/lfs/objects/${oid}`, { creds: carol });
     assert.equal(object.status, 404);
+  });
+
+  it('prefetches the LFS objects of a push, so the first clone does not reach the primary, and reports what the primary lacks', async () => {
+    const prefetching = await startMirror(primary);
+    try {
+      await authorizeMirror(primary, prefetching, 'ALL');
+      await waitForState(prefetching, 'SYNCHRONIZED');
+      const fresh = await pushLfsCommit('prefetched.bin', 256 * 1024);
+      await waitForSameRefs(primary, prefetching, 'LFS', 'assets', alice);
+      const path = (id: string) => join(prefetching.home, 'lfs', String(repoId), id.slice(0, 2), id.slice(2, 4), id);
+      await eventually(async () => existsSync(path(fresh)) && existsSync(path(oid)), 'the prefetched objects on the mirror');
+      const before = await primaryFetches();
+      const dest = join(tempDir(), 'clone');
+      await lfsGitOk(lfsUser(prefetching, bob), ['clone', '-q', prefetching.httpUrl('LFS', 'assets'), dest]);
+      assert.equal(sha256File(join(dest, 'prefetched.bin')), fresh);
+      assert.equal((await primaryFetches()) - before, 0, 'the clone was served from the mirror alone');
+
+      // A pointer to an object nobody uploaded: pushed with plain git, no LFS filter.
+      const orphan = 'e'.repeat(64);
+      writeFileSync(join(work, 'orphan.bin'), `version https://git-lfs.github.com/spec/v1\noid sha256:${orphan}\nsize 12\n`);
+      await gitOk(null, ['add', 'orphan.bin'], { cwd: work });
+      await gitOk(null, ['commit', '-q', '-m', 'orphan pointer'], { cwd: work });
+      await gitOk(primary, ['push', '-q', '--no-verify', primary.httpUrl('LFS', 'assets'), 'main'], { creds: alice, cwd: work });
+      const status = await eventually(async () => {
+        const s = (await mirrorGet<{ lfsMissing?: Array<{ repositoryId: number; missing: number; examples: Array<{ oid: string; error: string }> }> }>(prefetching, '/status')).body;
+        return s.lfsMissing?.length ? s : undefined;
+      }, 'the missing LFS object in /status');
+      assert.equal(status.lfsMissing![0]!.repositoryId, repoId);
+      assert.equal(status.lfsMissing![0]!.missing, 1);
+      assert.equal(status.lfsMissing![0]!.examples[0]!.oid, orphan);
+      assert.match(status.lfsMissing![0]!.examples[0]!.error, /does not exist in this repository/);
+    } finally {
+      await prefetching.stop();
+    }
   });
 });

@@ -103,6 +103,31 @@ async function fetchObject(node: TestServer, oid: string, protocol: 0 | 2): Prom
   return { ok: r.status === 200 && text.includes('PACK') && !/ERR /.test(text), text: `HTTP ${r.status} ${text.slice(0, 200)}` };
 }
 
+describe('push through the farm', () => {
+  it('returns a push through the balancer only once every node serves it (read-your-writes), over HTTPS and SSH', async () => {
+    const work = await makeWorkTree([{ 'README.md': 'v1\n' }]);
+    await gitOk(primary, ['fetch', '-q', primary.httpUrl('FARM', 'app'), 'main'], { creds: alice, cwd: work });
+    await gitOk(null, ['reset', '-q', '--hard', 'FETCH_HEAD'], { cwd: work });
+    for (const [transport, url, options] of [
+      ['https', farm.httpUrl('FARM', 'app'), { creds: alice }],
+      ['ssh', farm.sshUrl('FARM', 'app'), { env: strictSsh() }],
+    ] as const) {
+      writeFileSync(join(work, `${transport}.txt`), `${transport}\n`);
+      await gitOk(null, ['add', '-A'], { cwd: work });
+      await gitOk(null, ['commit', '-q', '-m', `through the farm over ${transport}`], { cwd: work });
+      const head = (await gitOk(null, ['rev-parse', 'HEAD'], { cwd: work })).trim();
+      const push = await git(primary, ['push', url, 'main:refs/heads/through-farm'], { ...options, cwd: work });
+      assert.equal(push.code, 0, `${transport}: ${push.stderr}`);
+      // Straight after the push, every node, asked directly, serves the new tip.
+      for (const [name, node] of farm.nodes) {
+        const refs = parseLsRemote(await gitOk(node, ['ls-remote', node.httpUrl('FARM', 'app')], { creds: alice }));
+        assert.equal(refs.get('refs/heads/through-farm'), head, `${name} after the ${transport} push`);
+      }
+    }
+    await gitOk(primary, ['push', '-q', primary.httpUrl('FARM', 'app'), ':refs/heads/through-farm'], { creds: alice, cwd: work });
+  });
+});
+
 describe('consistency across the farm when a client reads the refs from one node and fetches from another', () => {
   const nodes = () => [...farm.nodes.entries()];
   const sameEverywhere = async () => {

@@ -171,3 +171,18 @@ describe('a mirror configured read-only (mirror.pushThrough: false)', () => {
     }
   });
 });
+
+describe('a push through the mirror while the primary is down', () => {
+  it('fails with a clear error over HTTPS and SSH and changes nothing', async () => {
+    const before = await refsOf(mirror, alice);
+    await commit('while-down.txt');
+    await primary.stop();
+    const https = await git(mirror, ['push', mirror.httpUrl('PT', 'app'), 'main'], { creds: alice, cwd: work });
+    assert.notEqual(https.code, 0);
+    assert.match(https.stderr, /Pushes go to the primary, which cannot be reached from this mirror right now .*Nothing was changed/);
+    const ssh = await git(mirror, ['push', mirror.sshUrl('PT', 'app'), 'main'], { sshKey: aliceKey, cwd: work });
+    assert.notEqual(ssh.code, 0);
+    assert.match(ssh.stderr, /pushes go to the primary, whose SSH server cannot be reached from this mirror right now; nothing was changed/);
+    assert.deepEqual(await refsOf(mirror, alice), before, 'the mirror serves what it served');
+  });
+});
