@@ -3,8 +3,11 @@
 // writes (batch uploads, verify, locks) is forwarded to the primary with the user's own credentials, so the
 // primary's authorize() decides and its messages reach the client unchanged; the batch answer for an upload
 // points at the primary, where the client then sends the objects. Over SSH, git-lfs-authenticate answers
-// downloads with a token for the key the SSH server verified; uploads over SSH go to the primary.
-import { createHmac, type KeyObject } from 'node:crypto';
+// downloads with a token for the key the SSH server verified, and uploads with the primary's own answer for
+// that user (asked with the mirror's signed assertion of the key, as for a push through the mirror).
+import { createHmac } from 'node:crypto';
+import type { MirrorKey } from '../auth/mirror-token.js';
+import { signPushAssertion } from '../auth/push-assertion.js';
 import { join } from 'node:path';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../config/schema.js';
@@ -19,7 +22,7 @@ import { LfsAccess } from './access.js';
 import { LfsFetchThrough } from './fetch-through.js';
 import { LfsObjectStore } from './object-store.js';
 import { LFS_MEDIA_TYPE, registerLfsRoutes } from './routes.js';
-import type { LfsService } from './service.js';
+import type { LfsAuthenticateAnswer, LfsService } from './service.js';
 import { LfsTokens } from './tokens.js';
 import { LfsPrefetcher, type MissingLfsObjects } from './prefetch.js';
 import type { RepoStore } from '../git/repo-store.js';
@@ -33,8 +36,10 @@ export interface MirrorLfsDeps {
   access: AccessResolver;
   auth: DelegatedAuth;
   upstream: Upstream;
-  /** The farm's identity key: every node derives the same token secret from it. */
-  identityKey: KeyObject;
+  /** The farm's identity: every node derives the same token secret from its key, and signs assertions with it. */
+  identity: MirrorKey;
+  /** The audience of push assertions (the primary's base URL + "#ssh-push"). */
+  assertionAudience: () => string;
   metrics: Metrics;
   log: Logger;
   baseUrl: string;
@@ -61,7 +66,7 @@ export async function attachMirrorLfs(app: FastifyInstance, deps: MirrorLfsDeps)
   const upstreamUrl = config.mirror.upstreamUrl!;
   const store = new LfsObjectStore(join(config.home, 'lfs'), { maxObjectBytes: config.lfs.maxObjectBytes, maxRepositoryBytes: 0 });
   await store.prepare();
-  const secret = createHmac('sha256', deps.identityKey.export({ format: 'der', type: 'pkcs8' })).update('mirrorfarm git-lfs tokens v1').digest();
+  const secret = createHmac('sha256', deps.identity.privateKey.export({ format: 'der', type: 'pkcs8' })).update('mirrorfarm git-lfs tokens v1').digest();
   const tokens = new LfsTokens(secret, config.lfs.tokenLifetimeSeconds);
   const access = new LfsAccess(deps.git, deps.access, deps.auth, tokens, {
     // Users who came with a password or access token send it again; SSH users carry the token for their key.
@@ -112,11 +117,10 @@ export async function attachMirrorLfs(app: FastifyInstance, deps: MirrorLfsDeps)
       async authenticate({ principal, publicKey }, projectKey, slug, operation) {
         const view = await deps.git.open(principal, projectKey, slug, 'upload-pack');
         if (operation === 'upload') {
-          throw new MirrorfarmError(
-            'LFS_UPLOAD_VIA_PRIMARY',
-            403,
-            `Git LFS uploads over SSH go to the primary, not through this mirror: push to the primary (${upstreamUrl}/scm/${view.project.key.toLowerCase()}/${view.repo.slug}.git), or push over HTTPS.`,
-          );
+          // Uploads go to the primary: it answers for the user this node verified (the mirror's signed
+          // assertion, as for a push over SSH), with its own LFS URL and an upload token of its own.
+          const assertion = await signPushAssertion(deps.identity, deps.assertionAudience(), publicKey, `${view.project.key}/${view.repo.slug}`);
+          return deps.upstream.call<LfsAuthenticateAnswer>('POST', '/rest/mirroring/1.0/mirror/lfs/authenticate', { assertion, projectKey: view.project.key, slug: view.repo.slug });
         }
         const resource = await deps.access.repositoryResource(principal, view.project, view.repo);
         const header = await access.actionHeader({ principal, view, resource, tokenSubject: `key:${publicKey}` }, operation);

@@ -15,6 +15,7 @@ import { userPrincipal } from '../auth/authenticator.js';
 import { Errors } from '../errors.js';
 import type { Repositories } from '../domain/repositories.js';
 import type { MirrorRegistry } from '../primary/mirrors.js';
+import type { PushAssertions } from '../primary/push-assertions.js';
 import type { LfsService } from './service.js';
 import { LfsAccess } from './access.js';
 import { LfsLocks } from './locks.js';
@@ -30,6 +31,8 @@ export interface LfsDeps {
   users: Users;
   repositories: Repositories;
   mirrors: MirrorRegistry;
+  /** Turns a mirror's signed assertion of an SSH user into that user (src/auth/push-assertion.ts). */
+  pushAssertions: PushAssertions;
   git: GitService;
   access: AccessResolver;
   auth: HttpAuthenticator;
@@ -59,14 +62,31 @@ export async function attachLfs(app: FastifyInstance, deps: LfsDeps): Promise<Lf
       store.removeRepository(e.repositoryId).catch((err: Error) => deps.log.error({ err, repositoryId: e.repositoryId }, 'could not remove the Git LFS objects of a deleted repository'));
     }
   });
-  registerMirrorFetchRoute(app, deps, store);
-  return {
+  const service: LfsService = {
     async authenticate({ principal }, projectKey, slug, operation) {
       const view = await deps.git.open(principal, projectKey, slug, operation === 'upload' ? 'receive-pack' : 'upload-pack');
       const header = await access.actionHeader({ principal, view, resource: await deps.access.repositoryResource(principal, view.project, view.repo) }, operation);
       return { href: `${deps.baseUrl()}/scm/${view.project.key.toLowerCase()}/${view.repo.slug}.git/info/lfs`, header, expires_in: tokens.lifetimeSeconds };
     },
   };
+  registerMirrorFetchRoute(app, deps, store);
+  registerMirrorUploadAuthRoute(app, deps, service);
+  return service;
+}
+
+/**
+ * A mirror asking, for an SSH user it verified, what `git-lfs-authenticate ... upload` answers on the primary:
+ * the primary's LFS URL and an upload token for that user. The user comes from the mirror's signed assertion,
+ * under the same rules as a push through the mirror over SSH; their own permissions then decide.
+ */
+function registerMirrorUploadAuthRoute(app: FastifyInstance, deps: LfsDeps, service: LfsService): void {
+  app.post<{ Body: { assertion?: unknown; projectKey?: unknown; slug?: unknown } }>('/rest/mirroring/1.0/mirror/lfs/authenticate', async (request) => {
+    const { mirror } = await deps.mirrors.authenticate(request.headers.authorization);
+    const { assertion, projectKey, slug } = request.body ?? {};
+    if (typeof assertion !== 'string' || typeof projectKey !== 'string' || typeof slug !== 'string') throw Errors.invalid('Needs "assertion", "projectKey" and "slug".');
+    const principal = await deps.pushAssertions.userFor({ kind: 'mirror', mirrorId: mirror.id }, assertion, projectKey, slug);
+    return service.authenticate({ principal, publicKey: '' }, projectKey, slug, 'upload');
+  });
 }
 
 /**

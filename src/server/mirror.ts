@@ -213,7 +213,7 @@ export async function startMirror(config: Config, log: Logger): Promise<RunningM
     : undefined;
   registerSmartHttp(app, git, auth, { maxFetchRequestBytes: config.http.maxFetchRequestBytes, maxPushBytes: config.http.maxPushBytes, ...(pushThrough ? { pushThrough } : {}) });
   lfs = config.lfs.enabled
-    ? await attachMirrorLfs(app, { config, repos: store, runner, git, access, auth, upstream, identityKey: identity.key.privateKey, metrics, log: log.child({ component: 'lfs' }), baseUrl, refusal: removedError })
+    ? await attachMirrorLfs(app, { config, repos: store, runner, git, access, auth, upstream, identity: identity.key, assertionAudience: () => pushAudience(upstream.primaryBaseUrl()), metrics, log: log.child({ component: 'lfs' }), baseUrl, refusal: removedError })
     : undefined;
   let httpPort = 0;
   const restContext: MirrorRestContext = {

@@ -127,8 +127,9 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
   });
   app.get('/metrics', async (_request, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
   registerSmartHttp(app, git, authenticator, { maxFetchRequestBytes: config.http.maxFetchRequestBytes, maxPushBytes: config.http.maxPushBytes });
+  const pushAssertions = new PushAssertions(mirrors, users, repositories, () => baseUrl);
   const lfs = config.lfs.enabled
-    ? await attachLfs(app, { config, db, events, users, repositories, mirrors, git, access, auth: authenticator, metrics, log: log.child({ component: 'lfs' }), baseUrl: () => baseUrl })
+    ? await attachLfs(app, { config, db, events, users, repositories, mirrors, pushAssertions, git, access, auth: authenticator, metrics, log: log.child({ component: 'lfs' }), baseUrl: () => baseUrl })
     : undefined;
   await registerRestApi(app, context);
   const mirroring = await attachMirroring(app, context, { registry: mirrors });
@@ -152,7 +153,7 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
       },
     };
     ssh = new SshServer(
-      { log, metrics, git, keys, events, exampleCloneUrl: () => urls.sshClone('PROJ', 'repo'), ...(lfs ? { lfs } : {}), pushAssertions: new PushAssertions(mirrors, users, repositories, () => baseUrl) },
+      { log, metrics, git, keys, events, exampleCloneUrl: () => urls.sshClone('PROJ', 'repo'), ...(lfs ? { lfs } : {}), pushAssertions },
       { host: config.ssh.host, port: config.ssh.port, hostKeyDir: config.ssh.hostKeyDir ?? join(config.home, 'ssh'), sharedHostKeys: config.ssh.hostKeyDir !== undefined },
     );
     sshPort = await ssh.listen();

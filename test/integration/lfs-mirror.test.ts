@@ -115,8 +115,24 @@ describe('Git LFS through a mirror', () => {
     const auth = await run('ssh', [...ssh, 'git-lfs-authenticate', 'lfs/assets.git', 'download'], { env: { PATH: process.env.PATH, HOME: tempDir() } });
     assert.equal(JSON.parse(auth.stdout).href, `${mirror.baseUrl}/scm/lfs/assets.git/info/lfs`);
     const upload = await run('ssh', [...ssh, 'git-lfs-authenticate', 'lfs/assets.git', 'upload'], { env: { PATH: process.env.PATH, HOME: tempDir() } });
-    assert.equal(upload.code, 1);
-    assert.match(upload.stderr, /Git LFS uploads over SSH go to the primary, not through this mirror: push to the primary \(https:\/\/127\.0\.0\.1:\d+\/scm\/lfs\/assets\.git\)/);
+    assert.equal(upload.code, 0, upload.stderr);
+    assert.equal(JSON.parse(upload.stdout).href, `${primary.baseUrl}/scm/lfs/assets.git/info/lfs`, 'uploads go to the primary');
+  });
+
+  it('pushes an LFS file over SSH through the mirror: the refs through the mirror, the object to the primary, both as the same user', async () => {
+    const user = lfsUser(mirror, undefined, aliceKey);
+    const dest = join(tempDir(), 'clone');
+    await lfsGitOk(user, ['clone', '-q', mirror.sshUrl('LFS', 'assets'), dest]);
+    const added = writeRandomFile(join(dest, 'over-ssh.bin'), 128 * 1024);
+    await lfsGitOk(user, ['add', 'over-ssh.bin'], dest);
+    await lfsGitOk(user, ['commit', '-q', '-m', 'over ssh through the mirror'], dest);
+    const push = await lfsGit(user, ['push', 'origin', 'main'], dest);
+    assert.equal(push.code, 0, push.stderr);
+    assert.ok(existsSync(join(primary.home, 'lfs', String(repoId), added.slice(0, 2), added.slice(2, 4), added)), 'the object reached the primary');
+    const head = (await lfsGitOk(user, ['rev-parse', 'HEAD'], dest)).trim();
+    assert.equal((await lfsGitOk(user, ['ls-remote', mirror.sshUrl('LFS', 'assets'), 'refs/heads/main'])).split('\t')[0], head, 'the mirror serves the push');
+    // The shared work tree catches up (it has no remote: git-lfs is told where the objects are).
+    await lfsGitOk(lfsUser(primary, alice), ['-c', `lfs.url=${primary.httpUrl('LFS', 'assets')}/info/lfs`, 'pull', '-q', primary.httpUrl('LFS', 'assets'), 'main'], work);
   });
 
   it('sends uploads through the mirror to the primary with the user\'s credentials, where authorize() decides', async () => {
