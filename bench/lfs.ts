@@ -12,8 +12,9 @@
 //   2. First clone after a push: BENCH_PUSH_MIB MiB of new LFS objects are pushed to the primary; once both
 //      mirrors serve the new commit, each is cloned, B first (its objects are fetched through while the clone
 //      runs), then A (prefetching since it published the commit; an object still being prefetched is waited
-//      for, not fetched twice). Printed with the bytes each mirror fetched from the primary during its clone
-//      (mirrorfarm_lfs_bytes_total{direction="in",source="primary"}).
+//      for, not fetched twice), then A again, cloned only once its prefetch finished. Printed with the bytes
+//      each mirror fetched from the primary since the push (mirrorfarm_lfs_bytes_total{direction="in",
+//      source="primary"}).
 //   3. Push-through overhead: BENCH_PUSHES small commits pushed over HTTPS directly to the primary and through
 //      mirror A (which returns once it serves the push), interleaved; p50/p99 of each and the ratio.
 // Every process and temp dir is removed at exit, on error and on SIGINT/SIGTERM.
@@ -28,7 +29,7 @@ import { authorize, dist, envInt, installCleanup, LOG_DIR, ms, progress, shutdow
 
 const LFS_MIB = envInt('BENCH_LFS_MIB', 500);
 const OBJECT_MIB = envInt('BENCH_LFS_OBJECT_MIB', 25);
-const CLONES = envInt('BENCH_CLONES', 3);
+const CLONES = envInt('BENCH_CLONES', 5);
 const PUSH_MIB = envInt('BENCH_PUSH_MIB', 100);
 const PUSHES = envInt('BENCH_PUSHES', 40);
 
@@ -105,7 +106,12 @@ async function main(): Promise<void> {
   await timedClone(fetchThrough.server, bUser);
   const first: Record<string, { seconds: number; fetchedMiB: number; visibleAfter: number; warm: number }> = {};
   let round = 0;
-  for (const [name, node] of [['without prefetch (B)', fetchThrough], ['with prefetch (A)', prefetching]] as const) {
+  const rounds = [
+    ['without prefetch (B)', fetchThrough, false],
+    ['with prefetch (A), cloned as soon as the push is visible', prefetching, false],
+    ['with prefetch (A), cloned once the prefetch finished', prefetching, true],
+  ] as const;
+  for (const [name, node, afterPrefetch] of rounds) {
     for (let i = 0; i * OBJECT_MIB < PUSH_MIB; i++) writeRandomFile(join(work, `new-${round}-${i}.bin`), OBJECT_MIB * 1024 * 1024);
     round++;
     await lfsGitOk(user, ['add', '-A'], work);
@@ -116,6 +122,14 @@ async function main(): Promise<void> {
     await lfsGitOk(user, ['push', '-q', primary.server.httpUrl('BENCH', 'assets'), 'main'], work);
     await waitForHead(node.server, nodeUser, await headOf(primary.server, user));
     const visibleAfter = (performance.now() - t0) / 1000;
+    if (afterPrefetch) {
+      const want = fetchedBefore + Math.ceil(PUSH_MIB / OBJECT_MIB) * OBJECT_MIB * 1048576;
+      while ((await lfsFetchedFromPrimary(node.server)) < want) {
+        if (performance.now() - t0 > 300_000) throw new Error('the prefetch did not finish within 300 s');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      progress(`prefetch of ${PUSH_MIB} MiB finished ${((performance.now() - t0) / 1000).toFixed(2)} s after the push started`);
+    }
     const seconds = await timedClone(node.server, nodeUser);
     const fetchedMiB = ((await lfsFetchedFromPrimary(node.server)) - fetchedBefore) / 1048576;
     first[name] = { seconds, fetchedMiB, visibleAfter, warm: await timedClone(node.server, nodeUser) };
