@@ -56,7 +56,8 @@ export async function registerRestApi(app: FastifyInstance, context: AppContext)
       security: [{ basic: [] }, { bearer: [] }, {}],
     },
     transform: ({ schema, url, route }) => {
-      if (url.startsWith('/scm/')) return { schema: { ...schema, hide: true }, url };
+      // The document is the REST API's: git, Git LFS, web pages and health endpoints are described elsewhere.
+      if (!url.startsWith('/rest/')) return { schema: { ...schema, hide: true }, url };
       const method = typeof route.method === 'string' ? route.method : (route.method[0] ?? 'GET');
       const explicit = (schema as { operationId?: string } | undefined)?.operationId;
       return { schema: { ...schema, operationId: operationIds.idFor(method, url, explicit) }, url };

@@ -102,6 +102,11 @@ export const ConfigSchema = Type.Object(
         authCacheSeconds: Type.Integer({ minimum: 0, default: 60, description: 'How long a verified credential is trusted without asking the primary again.' }),
         authGraceSeconds: Type.Integer({ minimum: 0, default: 900, description: 'How long credentials verified before keep working while the primary is unreachable.' }),
         maxDeleteShare: Type.Number({ minimum: 0, maximum: 1, default: 0.5, description: 'A snapshot pass refuses to delete more than this share of the mirrored repositories.' }),
+        farmAvailability: Type.Union([Type.Literal('consistent'), Type.Literal('available')], {
+          default: 'consistent',
+          description:
+            "A node of a farm of several whose primary cannot be reached: 'consistent' leaves the load balancer's rotation once its lease runs out (it cannot tell whether only it is cut off); 'available' keeps serving what it has, at the risk of serving an older state than the other nodes if only it was cut off.",
+        }),
         lfsPrefetch: Type.Boolean({ default: true, description: 'After a repository synced, fetch the Git LFS objects its default branch refers to, so the first clone finds them on the mirror.' }),
         pushThrough: Type.Boolean({ default: true, description: 'Pass pushes (HTTPS and SSH) on to the primary as the same user; false: refuse them, naming the primary\'s URL.' }),
         pushWaitSeconds: Type.Number({ minimum: 0, maximum: 600, default: 10, description: 'How long a push through this mirror waits for the farm to serve it before returning to the client (read-your-writes).' }),

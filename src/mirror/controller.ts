@@ -105,6 +105,7 @@ export class MirrorController {
         resync: () => void this.snapshot().catch((err: Error) => this.deps.log.warn({ err: err.message }, 'snapshot pass after an eviction failed')),
         restageAll: () => void this.restageAll(),
         changed: () => this.evaluate(),
+        servesBeyondLease: () => deps.config.mirror.farmAvailability === 'available' && !deps.health.up(),
       },
       deps.log.child({ component: 'farm' }),
     );

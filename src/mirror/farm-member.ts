@@ -40,6 +40,11 @@ export interface FarmMemberHooks {
   /** Published while the farm was empty: stage every repository again. */
   restageAll(): void;
   changed(): void;
+  /**
+   * Whether to stay ready after the lease ran out (mirror.farmAvailability: available, while the primary cannot
+   * be reached). Off by default: the node cannot tell an outage of the primary from being the one cut off.
+   */
+  servesBeyondLease(): boolean;
 }
 
 const FIRST_RENEW_MS = 250;
@@ -78,7 +83,7 @@ export class FarmMember {
 
   /** Ready for the load balancer: a member, caught up, and within its lease. */
   ready(): boolean {
-    return this.member && this.caughtUp && !this.draining && this.now() < this.leaseUntil;
+    return this.member && this.caughtUp && !this.draining && (this.now() < this.leaseUntil || this.hooks.servesBeyondLease());
   }
 
   /** Something suggests the primary may be gone (the event stream broke): ask now rather than at the next renewal. */
