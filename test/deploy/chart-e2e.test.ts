@@ -38,6 +38,8 @@ const mirrorArgs = (host: string, tlsSecret: string) => [
   '--set', `baseUrl=${url(host)}`,
   '--set', `ingress.tlsSecretName=${tlsSecret}`,
   '--set', 'trust.caBundle.secretName=company-ca',
+  // The optional ServiceMonitor, scraped below as prometheus-operator would.
+  '--set', 'serviceMonitor.enabled=true',
 ];
 
 describe(`the chart, run (${runtime.form}): primary, mirror farms, scaling, removal`, () => {
@@ -175,6 +177,10 @@ describe(`the chart, run (${runtime.form}): primary, mirror farms, scaling, remo
       await watch;
     }
     for (const [name, states] of seen) assert.ok([...states].some((s) => !s.endsWith(' ready')), `${name} was seen not ready first: ${[...states].join(', ')}`);
+    // Prometheus, by the rendered ServiceMonitor, reaches the metrics of every node of the farm.
+    const scraped = await cluster.scrape('git-mirror');
+    assert.deepEqual(scraped.map((s) => [s.pod, s.status]), [0, 1, 2].map((i) => [`git-mirror-mirrorfarm-${i}`, 200]));
+    for (const s of scraped) assert.match(s.text, /^mirrorfarm_mirror_upstream_up 1$/m, s.pod);
     const farm = await api(PRIMARY_HOST, 'GET', `/rest/mirroring/1.0/mirrorServers/${mirrorIds['git-mirror']}`);
     assert.equal((farm.body.nodes as unknown[]).length, 3, farm.text);
     // Round-robin over three nodes: every clone sees the same commit, whichever node answers.

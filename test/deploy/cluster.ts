@@ -103,6 +103,19 @@ function httpOk(ip: string, probe: Probe): Promise<boolean> {
   });
 }
 
+function httpGet(ip: string, port: number, path: string): Promise<{ status: number; text: string }> {
+  return new Promise((done, fail) => {
+    const req = request({ host: ip, port, path, agent: false, timeout: 10_000 }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => done({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+    });
+    req.on('error', fail);
+    req.on('timeout', () => req.destroy(new Error(`GET ${path} on ${ip}:${port} timed out`)));
+    req.end();
+  });
+}
+
 function canBind(host: string, port: number): Promise<boolean> {
   return new Promise((done) => {
     const srv = createServer();
@@ -233,6 +246,34 @@ export class Cluster {
       const code = await container.wait(60_000);
       results.push({ pod: pod.metadata.name, code, logs: await container.logs() });
       await container.remove();
+    }
+    return results;
+  }
+
+  /**
+   * One round of what Prometheus does with the release's ServiceMonitors: every endpoint of the Services they
+   * select, ready or not (Prometheus' endpoints discovery keeps not-ready addresses), on the named port with
+   * the rendered path. Only the http scheme is emulated.
+   */
+  async scrape(name: string): Promise<Array<{ pod: string; status: number; text: string }>> {
+    const release = this.releases.get(name);
+    assert.ok(release, `no release ${name}`);
+    const results = [];
+    for (const sm of release.objects.filter((o) => o.kind === 'ServiceMonitor')) {
+      const match: Record<string, string> = sm.spec.selector.matchLabels;
+      const services = release.objects.filter((o) => o.kind === 'Service' && Object.entries(match).every(([k, v]) => o.metadata.labels?.[k] === v));
+      for (const svc of services) {
+        for (const ep of sm.spec.endpoints) {
+          assert.equal(ep.scheme, 'http', `ServiceMonitor ${sm.metadata.name}: scheme ${ep.scheme} is not emulated`);
+          const port = svc.spec.ports.find((p: { name: string }) => p.name === ep.port);
+          assert.ok(port, `ServiceMonitor ${sm.metadata.name}: Service ${svc.metadata.name} has no port ${ep.port}`);
+          for (const pod of release.pods.values()) {
+            if (!Object.entries(svc.spec.selector as Record<string, string>).every(([k, v]) => pod.labels[k] === v)) continue;
+            const target = typeof port.targetPort === 'number' ? port.targetPort : pod.ports[port.targetPort];
+            results.push({ pod: pod.name, ...(await httpGet(pod.ip, target, ep.path)) });
+          }
+        }
+      }
     }
     return results;
   }
