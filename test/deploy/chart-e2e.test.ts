@@ -3,7 +3,9 @@
 // suite built, nginx as the ingress controller configured from the rendered Ingresses and Services, readiness
 // from the rendered probes (test/deploy/cluster.ts says what is emulated and how). Users act from the host:
 // REST and git over HTTPS through the Ingress hosts, git over SSH through each release's SSH Service, with
-// TLS and host keys checked.
+// TLS and host keys checked. Where containers cannot run, the same walk runs every pod as a process of this
+// checkout from the same rendered values (pod-runtime.ts picks the form, processes.ts says what differs); the
+// output says which form ran. MIRRORFARM_E2E_MODE=process forces the process form; CI runs containers only.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -16,10 +18,9 @@ import { eventually, makeWorkTree, gitOk, sshKeyPair, type Credentials, type Ssh
 import { tempDir } from '../helpers/tmp.js';
 import { CHART, Cluster, INGRESS_PORT, TIME_SCALE, helmTemplate, type K8sObject, type Pod } from './cluster.js';
 import { clusterGit, clusterGitOk, ed25519PublicKey, ingressApi, podGet } from './cluster-clients.js';
-import { CONTAINERS_REQUIRED, leftoverContainers, removeAllContainers, whyNoContainers } from './podman.js';
+import { selectRuntime } from './pod-runtime.js';
 
-const why = whyNoContainers();
-if (why && CONTAINERS_REQUIRED) throw new Error(`MIRRORFARM_REQUIRE_CONTAINERS=1 but containers cannot run: ${why}`);
+const runtime = selectRuntime();
 
 const NS = 'git';
 const PRIMARY_HOST = 'git.example.test';
@@ -37,9 +38,11 @@ const mirrorArgs = (host: string, tlsSecret: string) => [
   '--set', `baseUrl=${url(host)}`,
   '--set', `ingress.tlsSecretName=${tlsSecret}`,
   '--set', 'trust.caBundle.secretName=company-ca',
+  // The optional ServiceMonitor, scraped below as prometheus-operator would.
+  '--set', 'serviceMonitor.enabled=true',
 ];
 
-describe('the chart, run: primary, mirror farms, scaling, removal', { skip: why ? `containers cannot run here: ${why}` : false }, () => {
+describe(`the chart, run (${runtime.form}): primary, mirror farms, scaling, removal`, () => {
   let cluster: Cluster;
   let ca: DevCaFiles;
   let admin: Credentials;
@@ -93,20 +96,20 @@ describe('the chart, run: primary, mirror farms, scaling, removal', { skip: why 
 
   before(async () => {
     ca = await writeDevCa({ outDir: join(tempDir('mf-e2e-ca-'), 'ca'), hosts: [PRIMARY_HOST, MIRROR_HOST, FARM2_HOST] });
-    cluster = await Cluster.start(NS);
+    cluster = await Cluster.start(NS, runtime);
     // What exists in the namespace before the chart: the Ingress certificates (cert-manager's job) and the
     // private CA the mirrors trust.
     const tls = { 'tls.crt': readFileSync(ca.tlsCert), 'tls.key': readFileSync(ca.tlsKey) };
     for (const name of ['tls-certificate-primary', 'tls-certificate-mirror', 'tls-certificate-mirror-2']) cluster.createSecret(name, tls);
     cluster.createSecret('company-ca', { 'ca.crt': readFileSync(ca.caCert) });
     key = await sshKeyPair('admin');
-    console.log(`# chart e2e: pods run as podman containers of the image on ${cluster.prefix}.0.0/16; nginx is the ingress controller; probe periods are ${TIME_SCALE}x shorter than rendered`);
+    console.log(`# chart e2e: ${runtime.description}; on ${cluster.prefix}.0.0/16; nginx is the ingress controller; probe periods are ${TIME_SCALE}x shorter than rendered`);
   });
 
   after(async () => {
     await cluster?.stop();
-    await removeAllContainers();
-    assert.deepEqual(await leftoverContainers(''), [], 'no container is left');
+    await runtime.removeAll();
+    assert.deepEqual(await runtime.leftovers(), [], `no ${runtime.form === 'containers' ? 'container' : 'process'} is left`);
   });
 
   it('helm install the primary from examples/values-primary.yaml: ready, HTTPS through its Ingress, SSH through its Service', async () => {
@@ -174,6 +177,10 @@ describe('the chart, run: primary, mirror farms, scaling, removal', { skip: why 
       await watch;
     }
     for (const [name, states] of seen) assert.ok([...states].some((s) => !s.endsWith(' ready')), `${name} was seen not ready first: ${[...states].join(', ')}`);
+    // Prometheus, by the rendered ServiceMonitor, reaches the metrics of every node of the farm.
+    const scraped = await cluster.scrape('git-mirror');
+    assert.deepEqual(scraped.map((s) => [s.pod, s.status]), [0, 1, 2].map((i) => [`git-mirror-mirrorfarm-${i}`, 200]));
+    for (const s of scraped) assert.match(s.text, /^mirrorfarm_mirror_upstream_up 1$/m, s.pod);
     const farm = await api(PRIMARY_HOST, 'GET', `/rest/mirroring/1.0/mirrorServers/${mirrorIds['git-mirror']}`);
     assert.equal((farm.body.nodes as unknown[]).length, 3, farm.text);
     // Round-robin over three nodes: every clone sees the same commit, whichever node answers.

@@ -35,7 +35,7 @@ function helm(...args: string[]): { status: number; stdout: string; stderr: stri
 interface K8sObject {
   apiVersion: string;
   kind: string;
-  metadata: { name: string; annotations?: Record<string, string> };
+  metadata: { name: string; labels?: Record<string, string>; annotations?: Record<string, string> };
   spec?: any;
   data?: Record<string, string>;
 }
@@ -70,7 +70,7 @@ const envOf = (sts: K8sObject) => Object.fromEntries((sts.spec.template.spec.con
 
 describe('helm chart charts/mirrorfarm', () => {
   it('passes helm lint --strict with the defaults and each example', () => {
-    for (const values of [[], ['-f', PRIMARY], ['-f', MIRROR]]) {
+    for (const values of [[], ['-f', PRIMARY], ['-f', MIRROR], ['-f', MIRROR, '--set', 'serviceMonitor.enabled=true']]) {
       const r = helm('lint', '--strict', CHART, ...values);
       assert.equal(r.status, 0, r.stdout + r.stderr);
     }
@@ -161,6 +161,43 @@ describe('helm chart charts/mirrorfarm', () => {
     assert.deepEqual(Object.keys(find(three, 'Secret').data!).sort(), ['mirror-key', 'ssh_host_ecdsa_key', 'ssh_host_ed25519_key']);
   });
 
+  it('renders no ServiceMonitor by default; serviceMonitor.enabled renders one that scrapes /metrics of every pod over the HTTP port', () => {
+    for (const objects of [render('d'), render('p', '-f', PRIMARY), render('m', '-f', MIRROR)]) {
+      assert.deepEqual(objects.filter((o) => o.kind === 'ServiceMonitor'), []);
+      assert.equal(find(objects, 'StatefulSet').spec.template.metadata.annotations['prometheus.io/scrape'], 'true');
+    }
+    const objects = render('m', '-f', MIRROR, '--set', 'replicaCount=3', '--set', 'serviceMonitor.enabled=true', '--set', 'serviceMonitor.interval=15s', '--set', 'serviceMonitor.scrapeTimeout=5s', '--set', 'serviceMonitor.labels.release=kube-prometheus-stack');
+    // The Kubernetes schemas do not know prometheus-operator's CRD: everything else is validated as before, the
+    // ServiceMonitor's shape here, field by field (no field beyond these, as the other objects are held to).
+    validate(objects.filter((o) => o.kind !== 'ServiceMonitor'), 'service-monitor');
+    const monitors = objects.filter((o) => o.kind === 'ServiceMonitor');
+    assert.equal(monitors.length, 1);
+    const sm = monitors[0]!;
+    assert.equal(sm.apiVersion, 'monitoring.coreos.com/v1');
+    assert.deepEqual(Object.keys(sm).sort(), ['apiVersion', 'kind', 'metadata', 'spec']);
+    assert.deepEqual(Object.keys(sm.metadata).sort(), ['labels', 'name']);
+    assert.equal(sm.metadata.name, 'm-mirrorfarm');
+    const labels = sm.metadata.labels!;
+    assert.equal(labels.release, 'kube-prometheus-stack');
+    assert.equal(labels['app.kubernetes.io/instance'], 'm');
+    assert.deepEqual(Object.keys(sm.spec).sort(), ['endpoints', 'selector']);
+    assert.deepEqual(Object.keys(sm.spec.selector), ['matchLabels']);
+    assert.deepEqual(sm.spec.endpoints, [{ port: 'http', path: '/metrics', scheme: 'http', interval: '15s', scrapeTimeout: '5s' }]);
+    // It selects exactly the headless Service, which lists every pod, ready or not (an out-of-sync node's
+    // metrics are the ones that matter), and whose port named http is the container port /metrics is on.
+    const selected = objects.filter((o) => o.kind === 'Service' && Object.entries(sm.spec.selector.matchLabels as Record<string, string>).every(([k, v]) => o.metadata.labels?.[k] === v));
+    assert.deepEqual(selected.map((o) => o.metadata.name), ['m-mirrorfarm-headless']);
+    assert.equal(selected[0]!.spec.publishNotReadyAddresses, true);
+    const port = (selected[0]!.spec.ports as Array<{ name: string; targetPort: string }>).find((p) => p.name === 'http');
+    const sts = find(objects, 'StatefulSet');
+    const c = sts.spec.template.spec.containers[0];
+    assert.equal((c.ports as Array<{ name: string; containerPort: number }>).find((p) => p.name === port!.targetPort)?.containerPort, 7990);
+    // Plain HTTP, because that is what the port serves: TLS ends at the Ingress, the pod has no certificate.
+    assert.equal(envOf(sts).MIRRORFARM_HTTP_TLS_CERT, undefined);
+    // No second scrape of the same pods through annotation-based discovery.
+    assert.equal(sts.spec.template.metadata.annotations?.['prometheus.io/scrape'], undefined);
+  });
+
   it('refuses a misspelt key, a misplaced (Bitbucket-style) key and a wrong type, naming the key', () => {
     const dir = tempDir('mf-values-');
     const cases: Array<[string, string, RegExp]> = [
@@ -169,6 +206,10 @@ describe('helm chart charts/mirrorfarm', () => {
       ['bitbucket:\n  mode: mirror\n', "Bitbucket's nesting", /bitbucket/],
       ['replicaCount: three\n', 'wrong type', /replicaCount/],
       ['mode: mirorr\n', 'wrong enum', /mode/],
+      ['serviceMonitor:\n  intervall: 30s\n', 'ServiceMonitor typo', /intervall/],
+      ['serviceMonitor:\n  interval: 30\n', 'duration without unit', /serviceMonitor\/interval/],
+      ['serviceMonitor:\n  scrapeTimeout: 10 seconds\n', 'not a Prometheus duration', /serviceMonitor\/scrapeTimeout/],
+      ['serviceMonitor:\n  labels:\n    release: 1\n', 'label not a string', /serviceMonitor\/labels\/release/],
     ];
     for (const [text, label, pattern] of cases) {
       const file = join(dir, `${label.replace(/\W+/g, '-')}.yaml`);

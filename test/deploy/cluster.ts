@@ -1,5 +1,6 @@
 // A small stand-in for a Kubernetes cluster that runs exactly what `helm template` rendered:
-//   - each pod of a StatefulSet is a podman container of the image (test/deploy/podman.ts), with the rendered
+//   - each pod of a StatefulSet is a podman container of the image (test/deploy/podman.ts), or where containers
+//     cannot run a process of this checkout (processes.ts says what differs; pod-runtime.ts picks), with the rendered
 //     image, args, env (values, fieldRef metadata.name, secretKeyRef), securityContext, and volumes: Secrets and
 //     ConfigMaps written to directories and bind-mounted read-only at their mountPaths (items, defaultMode and
 //     fsGroup honoured), emptyDir as tmpfs, a PVC per pod from volumeClaimTemplates kept across restarts;
@@ -21,7 +22,8 @@ import { join, resolve } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { tempDir } from '../helpers/tmp.js';
 import { IngressController, type IngressSite, type TcpService } from './ingress.js';
-import { VERSION, homeDir, runContainer, volumeDir, type Container, type Mount } from './podman.js';
+import { VERSION, type Container, type Mount } from './podman.js';
+import type { PodRuntime } from './pod-runtime.js';
 
 const TOOLS = process.env.MIRRORFARM_TOOLS ?? join(homedir(), '.cache', 'mirrorfarm-tools');
 const HELM = join(TOOLS, 'bin', 'helm');
@@ -101,6 +103,19 @@ function httpOk(ip: string, probe: Probe): Promise<boolean> {
   });
 }
 
+function httpGet(ip: string, port: number, path: string): Promise<{ status: number; text: string }> {
+  return new Promise((done, fail) => {
+    const req = request({ host: ip, port, path, agent: false, timeout: 10_000 }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => done({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+    });
+    req.on('error', fail);
+    req.on('timeout', () => req.destroy(new Error(`GET ${path} on ${ip}:${port} timed out`)));
+    req.end();
+  });
+}
+
 function canBind(host: string, port: number): Promise<boolean> {
   return new Promise((done) => {
     const srv = createServer();
@@ -123,17 +138,18 @@ export class Cluster {
     readonly namespace: string,
     readonly prefix: string,
     readonly ingress: IngressController,
+    readonly runtime: PodRuntime,
   ) {}
 
   /** A cluster on a random 127.R.0.0/16 (R picked so that nothing listens there yet). */
-  static async start(namespace: string): Promise<Cluster> {
+  static async start(namespace: string, runtime: PodRuntime): Promise<Cluster> {
     for (let attempt = 0; ; attempt++) {
       const prefix = `127.${2 + Math.floor(Math.random() * 250)}`;
       if (!(await canBind(`${prefix}.0.254`, 18080)) || !(await canBind(`${prefix}.0.1`, INGRESS_PORT))) {
         assert.ok(attempt < 20, 'no free loopback range');
         continue;
       }
-      const cluster = new Cluster(namespace, prefix, new IngressController(`${prefix}.0.254`, 18080));
+      const cluster = new Cluster(namespace, prefix, new IngressController(`${prefix}.0.254`, 18080), runtime);
       await cluster.ingress.apply([], []);
       cluster.timer = setInterval(() => void cluster.kubelet(), 50);
       return cluster;
@@ -218,10 +234,10 @@ export class Cluster {
       const c = pod.spec.containers[0];
       assert.equal(c.image, `mirrorfarm:${VERSION}`);
       const security = pod.spec.securityContext ?? {};
-      const container = await runContainer({
+      const container = await this.runtime.run({
         name: `${this.prefix.replace('.', '-')}-${pod.metadata.name}`,
         env: Object.fromEntries((c.env ?? []).map((e: { name: string; value: string }) => [e.name, String(e.value)])),
-        entrypoint: JSON.stringify(c.command),
+        command: c.command,
         args: c.args ?? [],
         readOnlyRoot: c.securityContext?.readOnlyRootFilesystem === true,
         user: { uid: security.runAsUser ?? 0, gid: security.runAsGroup ?? 0 },
@@ -230,6 +246,34 @@ export class Cluster {
       const code = await container.wait(60_000);
       results.push({ pod: pod.metadata.name, code, logs: await container.logs() });
       await container.remove();
+    }
+    return results;
+  }
+
+  /**
+   * One round of what Prometheus does with the release's ServiceMonitors: every endpoint of the Services they
+   * select, ready or not (Prometheus' endpoints discovery keeps not-ready addresses), on the named port with
+   * the rendered path. Only the http scheme is emulated.
+   */
+  async scrape(name: string): Promise<Array<{ pod: string; status: number; text: string }>> {
+    const release = this.releases.get(name);
+    assert.ok(release, `no release ${name}`);
+    const results = [];
+    for (const sm of release.objects.filter((o) => o.kind === 'ServiceMonitor')) {
+      const match: Record<string, string> = sm.spec.selector.matchLabels;
+      const services = release.objects.filter((o) => o.kind === 'Service' && Object.entries(match).every(([k, v]) => o.metadata.labels?.[k] === v));
+      for (const svc of services) {
+        for (const ep of sm.spec.endpoints) {
+          assert.equal(ep.scheme, 'http', `ServiceMonitor ${sm.metadata.name}: scheme ${ep.scheme} is not emulated`);
+          const port = svc.spec.ports.find((p: { name: string }) => p.name === ep.port);
+          assert.ok(port, `ServiceMonitor ${sm.metadata.name}: Service ${svc.metadata.name} has no port ${ep.port}`);
+          for (const pod of release.pods.values()) {
+            if (!Object.entries(svc.spec.selector as Record<string, string>).every(([k, v]) => pod.labels[k] === v)) continue;
+            const target = typeof port.targetPort === 'number' ? port.targetPort : pod.ports[port.targetPort];
+            results.push({ pod: pod.name, ...(await httpGet(pod.ip, target, ep.path)) });
+          }
+        }
+      }
     }
     return results;
   }
@@ -289,12 +333,12 @@ export class Cluster {
         assert.ok(data, `volume ${v.name}: ${v.secret ? 'Secret' : 'ConfigMap'} ${sourceName} not found`);
         const items: Array<{ key: string; path: string }> = (v.secret ?? v.configMap).items ?? Object.keys(data).map((k) => ({ key: k, path: k }));
         const files = Object.fromEntries(items.map((i) => [i.path, data[i.key] ?? assert.fail(`${sourceName} has no key ${i.key}`)]));
-        volumes.set(v.name, { dir: volumeDir(files, fsGroup ?? 0, (v.secret ?? v.configMap).defaultMode ?? 0o644) });
+        volumes.set(v.name, { dir: this.runtime.volumeDir(files, fsGroup ?? 0, (v.secret ?? v.configMap).defaultMode ?? 0o644) });
       } else assert.fail(`volume ${v.name} is not emulated`);
     }
     for (const claim of sts.spec.volumeClaimTemplates ?? []) {
       const pvc = `${claim.metadata.name}-${name}`;
-      if (!this.pvcs.has(pvc)) this.pvcs.set(pvc, homeDir(security.runAsUser ?? 0, fsGroup ?? 0));
+      if (!this.pvcs.has(pvc)) this.pvcs.set(pvc, this.runtime.homeDir(security.runAsUser ?? 0, fsGroup ?? 0));
       volumes.set(claim.metadata.name, { dir: this.pvcs.get(pvc)! });
     }
     const mounts: Mount[] = [];
@@ -309,7 +353,7 @@ export class Cluster {
     assert.equal(c.securityContext?.allowPrivilegeEscalation, false);
     if (c.command) assert.fail('command is not emulated (the image entrypoint runs)');
 
-    const container = await runContainer({
+    const container = await this.runtime.run({
       name: `${this.prefix.replace('.', '-')}-${name}`,
       env,
       args: c.args ?? [],
