@@ -14,7 +14,9 @@ import type { Mirroring } from '../primary/wire.js';
 import type { AppContext } from '../server/context.js';
 import type { Mirror } from '../store/tables.js';
 import { registerWeb, type Web, type WebIdentity } from './plugin.js';
+import { UserPreferences } from './preferences.js';
 import { sendPage } from './render.js';
+import { registerRepositoryPages, repoPath } from './repo-pages.js';
 import { WebSessions } from './sessions.js';
 
 const MIRROR_ID = /^[0-9A-Fa-f]{4}(-[0-9A-Fa-f]{4}){3}$/;
@@ -72,6 +74,7 @@ export async function registerPrimaryWeb(app: FastifyInstance, context: AppConte
     log: context.log,
     routes: (scope, web) => {
       registerHome(scope, web, context);
+      registerRepositoryPages(scope, web, context, mirroring, new UserPreferences(context.db));
       registerMirrorAdmin(scope, web, context, mirroring);
     },
   });
@@ -94,7 +97,7 @@ async function readableProjects(context: AppContext, principal: Principal, searc
       public: !!p.is_public,
       repositories: readable
         .filter((v) => v.project.id === p.id && matches(p.key, p.name, v.repo.name, v.repo.slug))
-        .map((v) => ({ slug: v.repo.slug, name: v.repo.name, public: !!v.repo.is_public, http: context.urls.httpClone(p.key, v.repo.slug), ssh: context.urls.sshClone(p.key, v.repo.slug) })),
+        .map((v) => ({ slug: v.repo.slug, name: v.repo.name, href: repoPath(p.key, v.repo.slug), public: !!v.repo.is_public, http: context.urls.httpClone(p.key, v.repo.slug), ssh: context.urls.sshClone(p.key, v.repo.slug) })),
     }))
     .filter((p) => matches(p.key, p.name) || p.repositories.length > 0);
 }
