@@ -16,6 +16,7 @@ import type { Mirror } from '../store/tables.js';
 import { registerWeb, type Web, type WebIdentity } from './plugin.js';
 import { UserPreferences } from './preferences.js';
 import { sendPage } from './render.js';
+import { registerAccountPages } from './account-pages.js';
 import { registerRepositoryPages, repoPath } from './repo-pages.js';
 import { WebSessions } from './sessions.js';
 
@@ -75,6 +76,7 @@ export async function registerPrimaryWeb(app: FastifyInstance, context: AppConte
     routes: (scope, web) => {
       registerHome(scope, web, context);
       registerRepositoryPages(scope, web, context, mirroring, new UserPreferences(context.db));
+      registerAccountPages(scope, web, context);
       registerMirrorAdmin(scope, web, context, mirroring);
     },
   });
