@@ -8,7 +8,7 @@
 // tags (full or short name) or a full commit id that exists, and a path must pass checkPath() (no "..", ".",
 // empty segment, leading "/", NUL). Git then only ever sees a commit id and a checked path.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { Principal } from '../access/authorize.js';
+import { effectiveLevel, Level, type Principal } from '../access/authorize.js';
 import { repositoryFor } from '../api/access.js';
 import { repositoryMirrors } from '../api/mirroring/public.js';
 import type { RepositoryView } from '../domain/repositories.js';
@@ -87,9 +87,13 @@ export function registerRepositoryPages(app: FastifyInstance, web: Web, context:
   }
 
   /** What every page of the repository shows at its top. */
-  function header(request: FastifyRequest, v: RepositoryView, known: Awaited<ReturnType<typeof refs>>, rev: Revision | undefined, tab: string) {
+  async function header(request: FastifyRequest, v: RepositoryView, known: Awaited<ReturnType<typeof refs>>, rev: Revision | undefined, tab: string) {
     const base = repoPath(v.project.key, v.repo.slug);
+    const principal = web.state(request).principal;
+    // Settings is offered to whom authorize() lets administer the repository; the settings pages ask again.
+    const canAdmin = principal.kind === 'user' && effectiveLevel(principal, await context.permissions.repositoryResource(principal, v.project, v.repo)) >= Level.ADMIN;
     return {
+      canAdmin,
       ...web.layout(request, `${v.repo.name} · ${v.project.name}`, 'projects'),
       project: { key: v.project.key, name: v.project.name },
       repo: { name: v.repo.name, slug: v.repo.slug, description: v.repo.description, public: !!v.repo.is_public },
@@ -131,7 +135,7 @@ export function registerRepositoryPages(app: FastifyInstance, web: Web, context:
     const [commits, entries] = rev ? await Promise.all([browser.log(gitDir, rev.commit, 10), browser.tree(gitDir, rev.commit, '')]) : [[], []];
     const base = repoPath(v.project.key, v.repo.slug);
     return sendPage(reply, 'repo', {
-      ...header(request, v, known, rev, 'overview'),
+      ...(await header(request, v, known, rev, 'overview')),
       notice: NOTICES[request.query.done ?? ''],
       clone: await cloneBox(request, v),
       head: known.head,
@@ -165,11 +169,11 @@ export function registerRepositoryPages(app: FastifyInstance, web: Web, context:
     const crumbs = breadcrumbs(base, rev, path);
     if (type === 'tree') {
       const entries = (await browser.tree(gitDir, rev.commit, path)).map((e) => entryRow(base, rev, path, e));
-      return sendPage(reply, 'repo-tree', { ...header(request, v, known, rev, 'files'), path, crumbs, entries });
+      return sendPage(reply, 'repo-tree', { ...(await header(request, v, known, rev, 'files')), path, crumbs, entries });
     }
     const file = await browser.file(gitDir, rev.commit, path);
     return sendPage(reply, 'repo-file', {
-      ...header(request, v, known, rev, 'files'),
+      ...(await header(request, v, known, rev, 'files')),
       path,
       crumbs,
       name: path.split('/').pop(),
@@ -208,7 +212,7 @@ export function registerRepositoryPages(app: FastifyInstance, web: Web, context:
     const rev = await resolve(v, request.query.at, known);
     const base = repoPath(v.project.key, v.repo.slug);
     const commits = rev ? await browser.log(store.pathOf(v.repo.id), rev.commit, 50) : [];
-    return sendPage(reply, 'repo-commits', { ...header(request, v, known, rev, 'commits'), commits: commits.map((c) => commitRow(base, c)) });
+    return sendPage(reply, 'repo-commits', { ...(await header(request, v, known, rev, 'commits')), commits: commits.map((c) => commitRow(base, c)) });
   });
 
   // The user's preferred mirror: only one that serves this repository in sync now can be chosen.
