@@ -8,6 +8,7 @@ import type { Projects } from '../domain/projects.js';
 import type { Repositories } from '../domain/repositories.js';
 import type { Users } from '../domain/users.js';
 import type { EventLog } from '../events/log.js';
+import type { RepoBrowser } from '../git/browse.js';
 import type { RepoStore } from '../git/repo-store.js';
 import type { Logger } from '../obs/logger.js';
 import type { Metrics } from '../obs/metrics.js';
@@ -35,6 +36,8 @@ export interface AppContext {
   permissions: Permissions;
   authenticator: Authenticator;
   store: RepoStore;
+  /** Commits, trees and files of a repository, read for the web pages. */
+  browser: RepoBrowser;
   git: GitService;
   urls: Urls;
   version: string;

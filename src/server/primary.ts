@@ -17,6 +17,7 @@ import { Users } from '../domain/users.js';
 import { EventLog } from '../events/log.js';
 import { RefRecorder } from '../events/ref-recorder.js';
 import { HookEndpoint } from '../git/hook-endpoint.js';
+import { RepoBrowser } from '../git/browse.js';
 import { layoutFor, RepoStore } from '../git/repo-store.js';
 import { GitRunner } from '../git/runner.js';
 import type { Logger } from '../obs/logger.js';
@@ -112,6 +113,7 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
     permissions,
     authenticator,
     store,
+    browser: new RepoBrowser(runner),
     git,
     urls,
     version: VERSION,

@@ -250,4 +250,17 @@ export const migrations: Record<string, Migration> = {
       await db.schema.createIndex('web_sessions_last_seen').on('web_sessions').column('last_seen_at').execute();
     },
   },
+  '0008_user_preferences': {
+    async up(db: Kysely<unknown>) {
+      // Per-user choices of the web pages that outlive a sign-in (a session ends at sign-out and after its
+      // timeouts; a user has several). For now: the mirror the user clones from. A mirror that is deleted later
+      // simply stops matching; the page then offers the mirrors in sync again.
+      await db.schema
+        .createTable('user_preferences')
+        .addColumn('user_id', 'integer', (c) => c.primaryKey().references('users.id').onDelete('cascade'))
+        .addColumn('preferred_mirror_id', 'text')
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .execute();
+    },
+  },
 };

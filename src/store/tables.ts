@@ -187,6 +187,12 @@ export interface WebSessionsTable {
   last_seen_at: number;
 }
 
+export interface UserPreferencesTable {
+  user_id: number;
+  preferred_mirror_id: string | null;
+  updated_at: number;
+}
+
 export interface Database {
   users: UsersTable;
   ssh_keys: SshKeysTable;
@@ -208,6 +214,7 @@ export interface Database {
   mirror_local_repos: MirrorLocalReposTable;
   lfs_locks: LfsLocksTable;
   web_sessions: WebSessionsTable;
+  user_preferences: UserPreferencesTable;
 }
 
 export type User = Selectable<UsersTable>;

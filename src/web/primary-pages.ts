@@ -4,7 +4,7 @@
 // and the JSON those pages poll. Every page asks the same services and authorize() as the REST API; the mirror
 // details are the REST API's own mirrorServers/{id} answer.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { authorize, type Principal } from '../access/authorize.js';
+import { authorize, effectiveLevel, Level, type Principal } from '../access/authorize.js';
 import { canRead, isSysadmin } from '../api/access.js';
 import { mirrorDetailsJson } from '../api/mirroring/admin.js';
 import { mirroringRequestJson } from '../api/mirroring/json.js';
@@ -14,7 +14,12 @@ import type { Mirroring } from '../primary/wire.js';
 import type { AppContext } from '../server/context.js';
 import type { Mirror } from '../store/tables.js';
 import { registerWeb, type Web, type WebIdentity } from './plugin.js';
+import { UserPreferences } from './preferences.js';
 import { sendPage } from './render.js';
+import { registerAccountPages } from './account-pages.js';
+import { registerAdminPages } from './admin-pages.js';
+import { registerRepositoryPages, repoPath } from './repo-pages.js';
+import { registerSettingsPages } from './settings-pages.js';
 import { WebSessions } from './sessions.js';
 
 const MIRROR_ID = /^[0-9A-Fa-f]{4}(-[0-9A-Fa-f]{4}){3}$/;
@@ -72,6 +77,10 @@ export async function registerPrimaryWeb(app: FastifyInstance, context: AppConte
     log: context.log,
     routes: (scope, web) => {
       registerHome(scope, web, context);
+      registerRepositoryPages(scope, web, context, mirroring, new UserPreferences(context.db));
+      registerAccountPages(scope, web, context);
+      registerSettingsPages(scope, web, context);
+      registerAdminPages(scope, web, context);
       registerMirrorAdmin(scope, web, context, mirroring);
     },
   });
@@ -89,21 +98,23 @@ async function readableProjects(context: AppContext, principal: Principal, searc
   return projects
     .map((p) => ({
       key: p.key,
+      settings: principal.kind === 'user' && effectiveLevel(principal, index.project(p)) >= Level.ADMIN ? `/projects/${encodeURIComponent(p.key)}/settings` : undefined,
       name: p.name,
       description: p.description,
       public: !!p.is_public,
       repositories: readable
         .filter((v) => v.project.id === p.id && matches(p.key, p.name, v.repo.name, v.repo.slug))
-        .map((v) => ({ slug: v.repo.slug, name: v.repo.name, public: !!v.repo.is_public, http: context.urls.httpClone(p.key, v.repo.slug), ssh: context.urls.sshClone(p.key, v.repo.slug) })),
+        .map((v) => ({ slug: v.repo.slug, name: v.repo.name, href: repoPath(p.key, v.repo.slug), public: !!v.repo.is_public, http: context.urls.httpClone(p.key, v.repo.slug), ssh: context.urls.sshClone(p.key, v.repo.slug) })),
     }))
     .filter((p) => matches(p.key, p.name) || p.repositories.length > 0);
 }
 
 function registerHome(app: FastifyInstance, web: Web, context: AppContext): void {
-  app.get<{ Querystring: { q?: string } }>('/', async (request, reply) => {
+  app.get<{ Querystring: { q?: string; done?: string } }>('/', async (request, reply) => {
     const q = typeof request.query.q === 'string' ? request.query.q.slice(0, 200) : '';
     const projects = await readableProjects(context, web.state(request).principal, q);
-    return sendPage(reply, 'home', { ...web.layout(request, 'Projects', 'projects'), projects, q });
+    const notice = request.query.done === 'deleted' ? 'Deleted.' : undefined;
+    return sendPage(reply, 'home', { ...web.layout(request, 'Projects', 'projects'), projects, q, notice });
   });
 }
 

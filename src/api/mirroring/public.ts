@@ -4,7 +4,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { farmSshUrlBase } from '../../primary/farm-identity.js';
 import type { AppContext } from '../../server/context.js';
-import type { Mirror } from '../../store/tables.js';
+import type { Mirror, Project, Repository } from '../../store/tables.js';
 import { repositoryById } from '../access.js';
 import { errorResponses } from '../json.js';
 import { PageQuery, Paged, pageBounds, pageOf } from '../paging.js';
@@ -12,6 +12,30 @@ import { callerOf, PREFIX, TAGS, type MirroringServices } from './common.js';
 import { DiscoveryJson, MirroredRepositoryDescriptorJson, mirrorServerJson } from './json.js';
 
 const RepositoryIdParams = Type.Object({ repositoryId: Type.String({ description: 'The repository id (as in RestRepository.id).' }) });
+
+/**
+ * The mirrors that serve `repo` at the primary's current state on every active node, with its clone URLs there:
+ * the answer of repos/{id}/mirrors, also shown on the repository's web page. The caller has authorized the read.
+ */
+export async function repositoryMirrors(state: MirroringServices['state'], project: Project, repo: Repository) {
+  const mirrors = await state.mirrorsInSync(repo.id, project.id, repo.ref_state_hash);
+  const path = `${project.key.toLowerCase()}/${repo.slug}.git`;
+  const descriptor = (m: Mirror) => {
+    // The farm's SSH URL, never the one a node reported last.
+    const ssh = farmSshUrlBase(m);
+    const host = ssh && (ssh.host.includes(':') ? `[${ssh.host}]` : ssh.host);
+    return {
+      mirrorServer: mirrorServerJson(m),
+      links: {
+        self: [{ href: `${m.base_url}/rest/api/1.0/projects/${project.key}/repos/${repo.slug}` }],
+        clone: [{ href: `${m.base_url}/scm/${path}`, name: 'http' }, ...(ssh ? [{ href: `ssh://git@${host}:${ssh.port}/${path}`, name: 'ssh' }] : [])],
+      },
+      available: true,
+      refStateHash: repo.ref_state_hash!,
+    };
+  };
+  return mirrors.map(descriptor);
+}
 
 export function registerPublicRoutes(app: FastifyInstance, context: AppContext, services: MirroringServices): void {
   const { state } = services;
@@ -57,24 +81,8 @@ export function registerPublicRoutes(app: FastifyInstance, context: AppContext, 
     },
     async (request) => {
       const { project, repo } = await repositoryById(context, await callerOf(context, request), request.params.repositoryId, 'read');
-      const mirrors = await state.mirrorsInSync(repo.id, project.id, repo.ref_state_hash);
       const { start, limit } = pageBounds(request.query);
-      const path = `${project.key.toLowerCase()}/${repo.slug}.git`;
-      const descriptor = (m: Mirror) => {
-        // The farm's SSH URL, never the one a node reported last.
-        const ssh = farmSshUrlBase(m);
-        const host = ssh && (ssh.host.includes(':') ? `[${ssh.host}]` : ssh.host);
-        return {
-          mirrorServer: mirrorServerJson(m),
-          links: {
-            self: [{ href: `${m.base_url}/rest/api/1.0/projects/${project.key}/repos/${repo.slug}` }],
-            clone: [{ href: `${m.base_url}/scm/${path}`, name: 'http' }, ...(ssh ? [{ href: `ssh://git@${host}:${ssh.port}/${path}`, name: 'ssh' }] : [])],
-          },
-          available: true,
-          refStateHash: repo.ref_state_hash!,
-        };
-      };
-      return pageOf(mirrors.map(descriptor), start, limit);
+      return pageOf(await repositoryMirrors(state, project, repo), start, limit);
     },
   );
 }
