@@ -70,3 +70,9 @@ export function writeRandomFile(path: string, bytes: number): string {
 export function sha256File(path: string): string {
   return createHash('sha256').update(readFileSync(path)).digest('hex');
 }
+
+/** Fails with the package to install when Debian's git-lfs is missing. */
+export async function requireGitLfs(): Promise<void> {
+  const r = await run('git', ['lfs', 'version'], { env: { PATH: process.env.PATH, HOME: tempDir('mf-lfs-check-') } }).catch((err: Error) => ({ code: 1, stdout: '', stderr: err.message }));
+  if (r.code !== 0 || !/git-lfs\//.test(r.stdout)) throw new Error(`git-lfs is not installed (${r.stderr.trim()}): install the Debian package git-lfs (apt-get install git-lfs).`);
+}

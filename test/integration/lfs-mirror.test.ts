@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { addSshKey, createProject, createRepo, createUser, grantRepo } from '../helpers/fixtures.js';
 import { metricValue, rawRequest } from '../helpers/http.js';
-import { lfsGit, lfsGitOk, lfsUser, sha256File, writeRandomFile } from '../helpers/lfs.js';
+import { lfsGit, lfsGitOk, lfsUser, requireGitLfs, sha256File, writeRandomFile } from '../helpers/lfs.js';
 import { authorizeMirror, mirrorGet, waitForSameRefs, waitForState } from '../helpers/mirror.js';
 import { run } from '../helpers/run.js';
 import { eventually, gitOk, sshKeyPair, startMirror, startServer, type Credentials, type SshKeyPair, type TestServer } from '../helpers/server.js';
@@ -46,6 +46,7 @@ async function pushLfsCommit(file: string, bytes: number): Promise<string> {
 }
 
 before(async () => {
+  await requireGitLfs();
   primary = await startServer();
   await createProject(primary, 'LFS');
   repoId = (await createRepo(primary, 'LFS', 'assets')).id;

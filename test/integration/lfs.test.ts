@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { addSshKey, createProject, createRepo, createUser, grantRepo } from '../helpers/fixtures.js';
 import { rawRequest } from '../helpers/http.js';
-import { lfsGit, lfsGitOk, lfsUser, sha256File, writeRandomFile } from '../helpers/lfs.js';
+import { lfsGit, lfsGitOk, lfsUser, requireGitLfs, sha256File, writeRandomFile } from '../helpers/lfs.js';
 import { api, sshKeyPair, startServer, type Credentials, type SshKeyPair, type TestServer } from '../helpers/server.js';
 import { removeTempDirs, tempDir } from '../helpers/tmp.js';
 
@@ -33,6 +33,7 @@ function batch(creds: Credentials | null, operation: 'download' | 'upload', obje
 }
 
 before(async () => {
+  await requireGitLfs();
   primary = await startServer({ env: { MIRRORFARM_LFS_MAX_OBJECT_BYTES: String(8 * 1024 * 1024) } });
   await createProject(primary, 'LFS');
   repoId = (await createRepo(primary, 'LFS', 'assets')).id;
