@@ -70,6 +70,8 @@ export interface FarmSeen {
   memberCount: number;
   activeCount: number;
   role: string;
+  /** Every node of the farm, as the primary last answered (older primaries send none). */
+  nodes?: Array<{ id: string; state: string; role: string; lastSeenDate: string; lagSeconds: number | null }>;
 }
 
 export class MirrorController {
@@ -144,7 +146,7 @@ export class MirrorController {
    * This node's place in its farm, for /status: its own membership and lease, and the primary's view (Bitbucket's
    * `memberCount`: the farm's nodes in contact; `activeCount`: those in the active set; `role`).
    */
-  farm(): FarmMemberView & { activeCount?: number; role?: string } {
+  farm(): FarmMemberView & { activeCount?: number; role?: string; nodes?: FarmSeen['nodes'] } {
     return { ...this.member.view(), ...(this.farmSeen ?? {}) };
   }
 

@@ -77,6 +77,15 @@ export interface FarmView {
   activeCount: number;
 }
 
+/** One node as the other nodes of its farm see it (their web page and /status). */
+export interface FarmPeer {
+  id: string;
+  state: string;
+  role: string;
+  lastSeenDate: string;
+  lagSeconds: number | null;
+}
+
 export interface HostKeyView {
   algorithm: string;
   fingerprint: string;
@@ -168,6 +177,17 @@ export class MirrorState {
     const members = rows.filter((n) => now - Number(n.last_seen_at) <= this.options.nodeOfflineMs);
     const active = members.filter((n) => nodeRole({ evicted: n.state === EVICTED, member: this.options.isMember(mirrorId, n.node_id) }) === 'ACTIVE');
     return { memberCount: members.length, activeCount: active.length };
+  }
+
+  /** Every node of the farm, without per-repository counts (cheap enough for every report). */
+  async peersOf(mirrorId: string): Promise<FarmPeer[]> {
+    const rows = await this.db.selectFrom('mirror_nodes').select(['node_id', 'state', 'last_seen_at', 'lag_seconds']).where('mirror_id', '=', mirrorId).orderBy('node_id').execute();
+    const reported = this.volatile.get(mirrorId)?.reportedState;
+    const now = Date.now();
+    return rows.map((n) => {
+      const facts = { lastSeenAt: Number(n.last_seen_at), evicted: n.state === EVICTED, member: this.options.isMember(mirrorId, n.node_id), failing: 0, ...(reported?.has(n.node_id) ? { reportedState: reported.get(n.node_id)! } : {}) };
+      return { id: n.node_id, state: nodeState(facts, this.options.nodeOfflineMs, now), role: nodeRole(facts), lastSeenDate: new Date(facts.lastSeenAt).toISOString(), lagSeconds: n.lag_seconds };
+    });
   }
 
   /** This node's role in its farm, as the coordinator sees it. */

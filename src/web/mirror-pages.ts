@@ -37,6 +37,8 @@ export interface MirrorView {
   error?: { code: string; message: string; cause?: string; fix?: string };
   failing: Array<{ repository: string; error: string | null }>;
   farm: { nodeId: string; member: boolean; ready: boolean; memberCount: number | null; activeCount: number | null; role: string | null };
+  /** The farm's nodes as the primary last reported them (this one included). */
+  peers: Array<{ id: string; state: string; role: string; lastSeenDate: string; lagSeconds: number | null; self: boolean }>;
 }
 
 const MAX_LISTED = 500;
@@ -68,6 +70,7 @@ export async function mirrorView(deps: MirrorWebDeps): Promise<MirrorView> {
     ...(error && state !== 'REMOVED' && state !== 'REJECTED' ? { error: { code: error.code, message: error.message, ...(explained ?? {}) } } : {}),
     failing: progress.failing.slice(0, 50),
     farm: { nodeId: rest.identity.nodeId, member: farm.member, ready: farm.ready, memberCount: farm.memberCount, activeCount: farm.activeCount ?? null, role: farm.role ?? null },
+    peers: (farm.nodes ?? []).map((n) => ({ ...n, self: n.id === rest.identity.nodeId })),
   };
 }
 

@@ -73,4 +73,24 @@ describe('a farm in the Mirrors administration', () => {
     assert.match((await row.locator('[data-field=summary]').textContent()) ?? '', /1 failing/);
     assert.match((await row.locator('[data-field=nodes]').textContent()) ?? '', /^3 /);
   });
+
+  it("lists the farm's three nodes on a node's own page, as the primary reported them", async () => {
+    const node = farm.nodes.get('node-1')!;
+    const mirrorPage = await (await newContext(browser)).newPage();
+    const nodesListed = async () => {
+      await mirrorPage.goto(node.baseUrl);
+      return mirrorPage.locator('table', { has: mirrorPage.locator('caption', { hasText: 'Nodes of this mirror farm' }) }).locator('tbody tr').allTextContents();
+    };
+    let rows = await nodesListed();
+    for (let i = 0; i < 50 && rows.length < 3; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      rows = await nodesListed();
+    }
+    assert.equal(rows.length, 3, rows.join('\n'));
+    assert.match(rows[0]!, /node-1 \(this node\)/);
+    assert.deepEqual(rows.slice(1).map((r) => /node-\d/.exec(r)?.[0]), ['node-0', 'node-2']);
+    const violations = await axeViolations(browser, mirrorPage.context(), mirrorPage.url());
+    assert.deepEqual(violations, [], describeViolations(mirrorPage.url(), violations));
+    await mirrorPage.context().close();
+  });
 });

@@ -122,6 +122,10 @@ export const ReportAnswerJson = Type.Object({
     memberCount: Type.Integer({ description: 'Nodes of this farm in contact with the primary (this one included).' }),
     activeCount: Type.Integer({ description: 'Of those, the nodes every change waits for.' }),
     role: Type.Union([Type.Literal('ACTIVE'), Type.Literal('STANDBY'), Type.Literal('EVICTED')], { description: "This node's role, as in mirrorServers/{id} nodes[].role." }),
+    nodes: Type.Array(
+      Type.Object({ id: Type.String(), state: Type.String(), role: Type.String(), lastSeenDate: Type.String(), lagSeconds: Type.Union([Type.Number(), Type.Null()]) }),
+      { description: "Every node of the farm as the primary sees it (state and role as in mirrorServers/{id} nodes[]), so that each node's page can list its peers." },
+    ),
   }),
 });
 

@@ -230,7 +230,7 @@ export function registerMirrorRoutes(app: FastifyInstance, context: AppContext, 
       const synced = await state.applyReport(mirror, nodeId, body, streams.isStreaming(mirror.id, nodeId));
       if (synced.length) services.onSynchronized?.(mirror, synced);
       if (body.sshUrlBase) await registry.adoptSshUrlBase(mirror, body.sshUrlBase);
-      return { farm: { ...(await state.farmOf(mirror.id)), role: await state.roleOf(mirror.id, nodeId) } };
+      return { farm: { ...(await state.farmOf(mirror.id)), role: await state.roleOf(mirror.id, nodeId), nodes: await state.peersOf(mirror.id) } };
     },
   );
 
