@@ -248,8 +248,9 @@ describe('two farms on one primary', () => {
         const seen = ((await mirrorGet(node, '/status')).body as MirrorStatus & { farm?: Json }).farm;
         return seen?.role ? seen : undefined;
       }, "the primary's view of the farm in the node status");
-      const { leaseSeconds, ...rest } = farm as Json;
+      const { leaseSeconds, nodes, ...rest } = farm as Json;
       assert.deepEqual(rest, { member: true, ready: true, memberCount: 2, activeCount: 2, role: 'ACTIVE' });
+      assert.deepEqual((nodes as Json[]).map((n) => [n.id, n.role]), [['node-0', 'ACTIVE'], ['node-1', 'ACTIVE']], 'every node of the farm, as the primary sees it');
       assert.ok(typeof leaseSeconds === 'number' && leaseSeconds >= 0, `a member holds a lease: ${JSON.stringify(farm)}`);
     }
   });

@@ -78,7 +78,8 @@ describe('a farm in the Mirrors administration', () => {
     const node = farm.nodes.get('node-1')!;
     const mirrorPage = await (await newContext(browser)).newPage();
     const nodesListed = async () => {
-      await mirrorPage.goto(node.baseUrl);
+      // The node itself, not the farm's URL (the balancer would pick any node).
+      await mirrorPage.goto(`https://127.0.0.1:${node.httpPort}/`);
       return mirrorPage.locator('table', { has: mirrorPage.locator('caption', { hasText: 'Nodes of this mirror farm' }) }).locator('tbody tr').allTextContents();
     };
     let rows = await nodesListed();
