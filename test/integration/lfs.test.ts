@@ -223,16 +223,22 @@ describe('Git LFS on the primary', () => {
     assert.equal((await lfsGitOk(daveUser, ['lfs', 'locks'], daveClone)).trim(), '');
   });
 
-  it('keeps the objects through a rename and removes them with the repository', async () => {
+  it('keeps the objects through a rename and a move to another project, and removes them with the repository', async () => {
     const renamed = await api(primary, 'PUT', '/rest/api/1.0/projects/LFS/repos/assets', { name: 'art' });
     assert.equal(renamed.status, 201, renamed.text);
     const user = lfsUser(primary, bob);
     const dest = join(tempDir(), 'clone');
     await lfsGitOk(user, ['clone', '-q', primary.httpUrl('LFS', 'art'), dest]);
     assert.equal(sha256File(join(dest, 'model.bin')), oid);
+    await createProject(primary, 'MOVED');
+    const moved = await api(primary, 'PUT', '/rest/api/1.0/projects/LFS/repos/art', { project: { key: 'MOVED' } });
+    assert.equal(moved.status, 201, moved.text);
+    const afterMove = join(tempDir(), 'clone');
+    await lfsGitOk(lfsUser(primary, { user: 'admin', secret: 'admin-password-1' }), ['clone', '-q', primary.httpUrl('MOVED', 'art'), afterMove]);
+    assert.equal(sha256File(join(afterMove, 'model.bin')), oid, 'moved to another project, the objects came along');
     const dir = join(primary.home, 'lfs', String(repoId));
     assert.ok(existsSync(dir));
-    const removed = await api(primary, 'DELETE', '/rest/api/1.0/projects/LFS/repos/art');
+    const removed = await api(primary, 'DELETE', '/rest/api/1.0/projects/MOVED/repos/art');
     assert.equal(removed.status, 202, removed.text);
     for (let i = 0; i < 50 && existsSync(dir); i++) await new Promise((r) => setTimeout(r, 50));
     assert.ok(!existsSync(dir), 'the repository\'s LFS objects are gone');
