@@ -51,6 +51,34 @@ export function failOnDialogs(page: Page, seen: string[]): void {
   });
 }
 
+/**
+ * A new browser context signed in on `baseUrl` through the sign-in form, as a user would; script dialogs are
+ * recorded in `dialogs` (and fail the test that checks them).
+ */
+export async function signedIn(
+  browser: Browser,
+  baseUrl: string,
+  creds: { user: string; secret: string },
+  dialogs: string[],
+  options: BrowserContextOptions = {},
+): Promise<{ context: BrowserContext; page: Page }> {
+  const context = await newContext(browser, options);
+  const page = await context.newPage();
+  failOnDialogs(page, dialogs);
+  await page.goto(`${baseUrl}/login`);
+  await page.getByLabel('Username').fill(creds.user);
+  await page.getByLabel('Password').fill(creds.secret);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByText(`Signed in as ${creds.user}`).waitFor();
+  return { context, page };
+}
+
+/** The primary's session cookie of a context, as a Cookie header for requests made outside the browser. */
+export async function sessionCookieHeader(context: BrowserContext): Promise<string> {
+  const c = (await context.cookies()).find((x) => x.name === '__Host-mf_session');
+  return `${c!.name}=${c!.value}`;
+}
+
 const require = createRequire(import.meta.url);
 const AXE_SOURCE = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
 

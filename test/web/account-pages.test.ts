@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { axeViolations, describeViolations, failOnDialogs, launchBrowser, newContext } from '../helpers/browser.js';
+import { axeViolations, describeViolations, failOnDialogs, launchBrowser, newContext, signedIn } from '../helpers/browser.js';
 import { createProject, createRepo, createUser, grantRepo } from '../helpers/fixtures.js';
 import { rawRequest } from '../helpers/http.js';
 import { ADMIN, api, git, gitOk, makeWorkTree, sshKeyPair, startServer, type Credentials, type TestServer } from '../helpers/server.js';
@@ -78,7 +78,7 @@ describe('account page', () => {
     const ls = await gitOk(primary, ['ls-remote', primary.sshUrl('APP', 'web')], { sshKey: key });
     assert.match(ls, /refs\/heads\/main/);
     // The same key for another user is refused with the service's message.
-    const erinPage = await signedIn(erin);
+    const erinPage = await signedInAs(erin);
     await erinPage.page.goto(`${primary.baseUrl}/account`);
     await erinPage.page.getByLabel('Public key').fill(key.publicKey);
     await erinPage.page.getByRole('button', { name: 'Add key' }).click();
@@ -141,14 +141,4 @@ describe('account page', () => {
   });
 });
 
-async function signedIn(creds: Credentials): Promise<{ context: BrowserContext; page: Page }> {
-  const c = await newContext(browser);
-  const p = await c.newPage();
-  failOnDialogs(p, dialogs);
-  await p.goto(`${primary.baseUrl}/login`);
-  await p.getByLabel('Username').fill(creds.user);
-  await p.getByLabel('Password').fill(creds.secret);
-  await p.getByRole('button', { name: 'Sign in' }).click();
-  await p.getByText(`Signed in as ${creds.user}`).waitFor();
-  return { context: c, page: p };
-}
+const signedInAs = (creds: Credentials) => signedIn(browser, primary.baseUrl, creds, dialogs);

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { axeViolations, describeViolations, failOnDialogs, launchBrowser, newContext } from '../helpers/browser.js';
+import { axeViolations, describeViolations, launchBrowser, signedIn, sessionCookieHeader } from '../helpers/browser.js';
 import { createProject, createRepo, createUser, grantRepo } from '../helpers/fixtures.js';
 import { rawRequest } from '../helpers/http.js';
 import { ADMIN, api, startServer, type Credentials, type TestServer } from '../helpers/server.js';
@@ -37,17 +37,6 @@ after(async () => {
   removeTempDirs();
 });
 
-async function signedIn(creds: Credentials): Promise<{ context: BrowserContext; page: Page }> {
-  const context = await newContext(browser);
-  const page = await context.newPage();
-  failOnDialogs(page, dialogs);
-  await page.goto(`${primary.baseUrl}/login`);
-  await page.getByLabel('Username').fill(creds.user);
-  await page.getByLabel('Password').fill(creds.secret);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.getByText(`Signed in as ${creds.user}`).waitFor();
-  return { context, page };
-}
 
 async function accessible(context: BrowserContext, page: Page): Promise<void> {
   const violations = await axeViolations(browser, context, page.url());
@@ -55,10 +44,7 @@ async function accessible(context: BrowserContext, page: Page): Promise<void> {
   assert.deepEqual(violations, [], describeViolations(page.url(), violations));
 }
 
-const session = async (context: BrowserContext) => {
-  const c = (await context.cookies()).find((x) => x.name === '__Host-mf_session');
-  return `${c!.name}=${c!.value}`;
-};
+const session = sessionCookieHeader;
 const form = { 'content-type': 'application/x-www-form-urlencoded' };
 
 describe('administration', () => {
@@ -66,7 +52,7 @@ describe('administration', () => {
   let page: Page;
 
   it('creates a user, finds them by search, and deactivates them', async () => {
-    ({ context, page } = await signedIn(ADMIN));
+    ({ context, page } = await signedInAs(ADMIN));
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Users' }).click();
     await page.getByRole('heading', { name: 'Users', level: 1 }).waitFor();
     await page.getByLabel('Username', { exact: true }).fill('frank');
@@ -165,7 +151,7 @@ describe('administration', () => {
   });
 
   it('shows a reader no administration and refuses its pages; a stranger gets 404', async () => {
-    const reader = await signedIn(carol);
+    const reader = await signedInAs(carol);
     const nav = reader.page.getByRole('navigation', { name: 'Main' });
     for (const name of ['Users', 'Groups', 'Mirrors']) assert.equal(await nav.getByRole('link', { name }).count(), 0, `no ${name} link`);
     await reader.page.goto(`${primary.baseUrl}/projects/OLD/repos/legacy`);
@@ -188,7 +174,7 @@ describe('administration', () => {
     const post = await rawRequest(primary, 'POST', '/projects/OLD/repos/legacy/permissions', { headers: { cookie, ...form }, body: `_csrf=${encodeURIComponent(csrf)}&kind=user&name=carol&permission=REPO_ADMIN` });
     assert.equal(post.status, 403, 'a reader cannot grant herself more');
     await reader.context.close();
-    const stranger = await signedIn(bob);
+    const stranger = await signedInAs(bob);
     const strangerCookie = await session(stranger.context);
     for (const path of ['/projects/OLD/settings', '/projects/OLD/repos/legacy/settings', '/projects/OLD/repos/legacy/delete']) {
       const r = await rawRequest(primary, 'GET', path, { headers: { cookie: strangerCookie } });
@@ -203,3 +189,5 @@ describe('administration', () => {
     assert.ok(checked.length >= 7, checked.join(', '));
   });
 });
+
+const signedInAs = (creds: Credentials) => signedIn(browser, primary.baseUrl, creds, dialogs);

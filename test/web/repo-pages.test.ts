@@ -8,7 +8,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { axeViolations, describeViolations, failOnDialogs, launchBrowser, newContext, screenshot } from '../helpers/browser.js';
+import { axeViolations, describeViolations, launchBrowser, newContext, screenshot, signedIn, sessionCookieHeader } from '../helpers/browser.js';
 import { createProject, createRepo, createUser, grantRepo } from '../helpers/fixtures.js';
 import { rawRequest } from '../helpers/http.js';
 import { authorizeMirror } from '../helpers/mirror.js';
@@ -73,17 +73,6 @@ after(async () => {
   removeTempDirs();
 });
 
-async function signedIn(creds: Credentials, options: Parameters<typeof newContext>[1] = {}): Promise<{ context: BrowserContext; page: Page }> {
-  const context = await newContext(browser, options);
-  const page = await context.newPage();
-  failOnDialogs(page, dialogs);
-  await page.goto(`${primary.baseUrl}/login`);
-  await page.getByLabel('Username').fill(creds.user);
-  await page.getByLabel('Password').fill(creds.secret);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.getByText(`Signed in as ${creds.user}`).waitFor();
-  return { context, page };
-}
 
 async function accessible(context: BrowserContext, page: Page): Promise<void> {
   const violations = await axeViolations(browser, context, page.url());
@@ -91,10 +80,7 @@ async function accessible(context: BrowserContext, page: Page): Promise<void> {
   assert.deepEqual(violations, [], describeViolations(page.url(), violations));
 }
 
-const cookieHeader = async (context: BrowserContext) => {
-  const c = (await context.cookies()).find((x) => x.name === '__Host-mf_session');
-  return `${c!.name}=${c!.value}`;
-};
+const cookieHeader = sessionCookieHeader;
 
 const REPO = '/projects/APP/repos/web';
 
@@ -113,7 +99,7 @@ describe('repository pages', () => {
   let page: Page;
 
   it('goes from the projects list to the repository and copies its clone URL', async () => {
-    ({ context, page } = await signedIn(ADMIN, { permissions: ['clipboard-read', 'clipboard-write'] }));
+    ({ context, page } = await signedInAs(ADMIN, { permissions: ['clipboard-read', 'clipboard-write'] }));
     await page.goto(`${primary.baseUrl}/`);
     await page.getByRole('link', { name: 'web', exact: true }).click();
     await page.waitForURL(`${primary.baseUrl}${REPO}`);
@@ -154,11 +140,11 @@ describe('repository pages', () => {
     // Remembered for the user, not the session: after signing out and in again it is still there.
     await page.getByRole('button', { name: 'Sign out' }).click();
     await context.close();
-    ({ context, page } = await signedIn(ADMIN));
+    ({ context, page } = await signedInAs(ADMIN));
     await page.goto(`${primary.baseUrl}${REPO}`);
     await page.locator('ul.mirror-list li', { hasText: 'preferred' }).waitFor();
     // Another user has no preference of their own.
-    const other = await signedIn(carol);
+    const other = await signedInAs(carol);
     await other.page.goto(`${primary.baseUrl}${REPO}`);
     await other.page.locator('ul.mirror-list li', { hasText: 'Sydney mirror' }).waitFor();
     assert.equal(await other.page.locator('ul.mirror-list .badge').count(), 0);
@@ -258,7 +244,7 @@ describe('repository pages', () => {
   });
 
   it('answers a stranger 404 for the page, its files and downloads, and asks an anonymous visitor to sign in', async () => {
-    const stranger = await signedIn(bob);
+    const stranger = await signedInAs(bob);
     const headers = { cookie: await cookieHeader(stranger.context) };
     for (const path of [REPO, `${REPO}/browse`, `${REPO}/browse/README.md`, `${REPO}/raw/README.md`, `${REPO}/commits`, '/projects/APP/repos/missing']) {
       const r = await rawRequest(primary, 'GET', path, { headers });
@@ -279,3 +265,5 @@ describe('repository pages', () => {
     assert.ok(checked.length >= 6, checked.join(', '));
   });
 });
+
+const signedInAs = (creds: Credentials, options: Parameters<typeof newContext>[1] = {}) => signedIn(browser, primary.baseUrl, creds, dialogs, options);

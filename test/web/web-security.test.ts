@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { axeViolations, describeViolations, failOnDialogs, launchBrowser, newContext, screenshot } from '../helpers/browser.js';
+import { axeViolations, describeViolations, launchBrowser, newContext, screenshot, signedIn } from '../helpers/browser.js';
 import { createProject, createRepo, createUser, grantProject } from '../helpers/fixtures.js';
 import { rawRequest } from '../helpers/http.js';
 import { ADMIN, api, startServer, type Credentials, type TestServer } from '../helpers/server.js';
@@ -37,23 +37,12 @@ after(async () => {
   removeTempDirs();
 });
 
-async function signedIn(creds: Credentials): Promise<{ context: BrowserContext; page: Page }> {
-  const context = await newContext(browser);
-  const page = await context.newPage();
-  failOnDialogs(page, dialogs);
-  await page.goto(`${primary.baseUrl}/login`);
-  await page.getByLabel('Username').fill(creds.user);
-  await page.getByLabel('Password').fill(creds.secret);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.getByText(`Signed in as ${creds.user}`).waitFor();
-  return { context, page };
-}
 
 const sessionCookie = async (context: BrowserContext) => (await context.cookies()).find((c) => c.name === '__Host-mf_session');
 
 describe('web interface security', () => {
   it('sets the session cookie HttpOnly, Secure, SameSite=Lax, rotates it at sign-in and ends it at sign-out', async () => {
-    const { context, page } = await signedIn(ADMIN);
+    const { context, page } = await signedInAs(ADMIN);
     const first = await sessionCookie(context);
     assert.ok(first, 'a session cookie');
     assert.equal(first.httpOnly, true);
@@ -80,7 +69,7 @@ describe('web interface security', () => {
   });
 
   it('refuses state-changing forms without the session CSRF token', async () => {
-    const { context, page } = await signedIn(ADMIN);
+    const { context, page } = await signedInAs(ADMIN);
     const cookie = await sessionCookie(context);
     const headers = { cookie: `${cookie!.name}=${cookie!.value}`, 'content-type': 'application/x-www-form-urlencoded' };
     for (const body of ['', '_csrf=wrong-token']) {
@@ -104,7 +93,7 @@ describe('web interface security', () => {
   });
 
   it('shows names that look like markup as text, and sends a strict Content-Security-Policy', async () => {
-    const { context, page } = await signedIn(ADMIN);
+    const { context, page } = await signedInAs(ADMIN);
     const response = await page.goto(`${primary.baseUrl}/?q=${encodeURIComponent('<img')}`);
     const csp = response!.headers()['content-security-policy'] ?? '';
     assert.match(csp, /default-src 'self'/);
@@ -123,7 +112,7 @@ describe('web interface security', () => {
   });
 
   it('shows a user without access no private project, not even its name', async () => {
-    const { context, page } = await signedIn(bob);
+    const { context, page } = await signedInAs(bob);
     await page.goto(`${primary.baseUrl}/`);
     await page.getByRole('heading', { name: /Open project/ }).waitFor();
     const html = await page.content();
@@ -149,7 +138,7 @@ describe('web interface security', () => {
   });
 
   it('lays the pages out at phone width with every control reachable', async () => {
-    const { context, page } = await signedIn(ADMIN);
+    const { context, page } = await signedInAs(ADMIN);
     await page.setViewportSize({ width: 390, height: 844 });
     await page.goto(`${primary.baseUrl}/admin/mirrors`);
     const width = await page.evaluate<number>('document.documentElement.scrollWidth');
@@ -194,3 +183,5 @@ async function signOutAndIn(page: Page, creds: Credentials): Promise<void> {
   await page.getByRole('button', { name: 'Sign in' }).click();
   await page.getByText(`Signed in as ${creds.user}`).waitFor();
 }
+
+const signedInAs = (creds: Credentials) => signedIn(browser, primary.baseUrl, creds, dialogs);
