@@ -87,9 +87,15 @@ export async function attachMirrorLfs(app: FastifyInstance, deps: MirrorLfsDeps)
   const forward = async (request: FastifyRequest, reply: FastifyReply, body: unknown): Promise<FastifyReply> => {
     const refused = deps.refusal();
     if (refused) throw refused;
+    // Only for a repository this mirror serves and the caller may read here (else the answer a download gets), and
+    // to the primary's path of that repository: the raw URL is never passed on.
+    const { project, repo } = request.params as { project: string; repo: string };
+    const target = await access.open(request.headers.authorization, request.ip, project, repo, 'download');
+    const suffix = request.url.slice(request.url.indexOf('/info/lfs/'));
+    if (suffix.split('?')[0]!.split('/').some((segment) => segment === '.' || segment === '..')) throw Errors.invalid('"." and ".." are not allowed in a Git LFS path.');
     const res = await forwardToPrimary(upstreamUrl, ca, {
       method: request.method,
-      path: request.url,
+      path: `/scm/${target.view.project.key.toLowerCase()}/${target.view.repo.slug}.git${suffix}`,
       headers: request.headers,
       pass: FORWARDED_REQUEST_HEADERS,
       extraHeaders: { accept: LFS_MEDIA_TYPE },

@@ -175,6 +175,13 @@ describe('Git LFS through a mirror', () => {
     assert.equal(JSON.parse(onMirror.text).message, JSON.parse(onPrimary.text).message);
     const object = await rawRequest(mirror, 'GET', `/scm/lfs/assets.git/info/lfs/objects/${oid}`, { creds: carol });
     assert.equal(object.status, 404);
+    // Uploads and locks are passed on only for what the caller may read on this mirror (regression: the mirror
+    // forwarded Git LFS writes for any path).
+    const upload = await rawRequest(mirror, 'POST', '/scm/lfs/assets.git/info/lfs/objects/batch', { creds: carol, body: JSON.stringify({ operation: 'upload', objects: [{ oid, size: SIZE }] }), headers });
+    assert.equal(upload.status, 404);
+    assert.equal(JSON.parse(upload.text).message, JSON.parse(onPrimary.text).message);
+    const locks = await rawRequest(mirror, 'GET', '/scm/lfs/no-such.git/info/lfs/locks', { creds: alice });
+    assert.equal(locks.status, 404);
   });
 
   it('prefetches the LFS objects of a push, so the first clone does not reach the primary, and reports what the primary lacks', async () => {

@@ -8,6 +8,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { RepositoryView } from '../../domain/repositories.js';
 import type { Logger } from '../../obs/logger.js';
 import type { GitService } from '../../transport/git-service.js';
 import type { HttpAuthenticator } from '../../transport/http/smart-http.js';
@@ -28,6 +29,11 @@ export interface HttpPushThroughDeps {
   log: Logger;
 }
 
+/** The repository's path on the primary, built from what was found and checked here, never from the raw URL. */
+function primaryPath(view: RepositoryView): string {
+  return `/scm/${view.project.key.toLowerCase()}/${view.repo.slug}.git`;
+}
+
 export class HttpPushThrough {
   constructor(private readonly deps: HttpPushThroughDeps) {}
 
@@ -38,8 +44,8 @@ export class HttpPushThrough {
   }
 
   async advertise(request: FastifyRequest, reply: FastifyReply, project: string, repo: string): Promise<FastifyReply> {
-    await this.check(request, project, repo);
-    const res = await forwardToPrimary(this.deps.upstreamUrl, this.deps.ca, { method: 'GET', path: request.url, headers: request.headers, pass: REQUEST_HEADERS, what: 'Pushes' });
+    const view = await this.check(request, project, repo);
+    const res = await forwardToPrimary(this.deps.upstreamUrl, this.deps.ca, { method: 'GET', path: `${primaryPath(view)}/info/refs?service=git-receive-pack`, headers: request.headers, pass: REQUEST_HEADERS, what: 'Pushes' });
     return reply.status(res.statusCode ?? 502).headers(answerHeaders(res, RESPONSE_HEADERS)).send(res);
   }
 
@@ -50,7 +56,7 @@ export class HttpPushThrough {
     body.on('data', (chunk: Buffer) => reader.feed(chunk));
     const res: IncomingMessage = await forwardToPrimary(this.deps.upstreamUrl, this.deps.ca, {
       method: 'POST',
-      path: request.url,
+      path: `${primaryPath(view)}/git-receive-pack`,
       headers: request.headers,
       pass: REQUEST_HEADERS,
       ...(request.headers['content-length'] ? { extraHeaders: { 'content-length': request.headers['content-length'] } } : {}),
