@@ -25,7 +25,7 @@ import { trustedCas, Upstream } from '../mirror/upstream.js';
 import { HttpPushThrough } from '../mirror/push-through/http.js';
 import { SshPushThrough } from '../mirror/push-through/ssh.js';
 import { pushAudience } from '../auth/push-assertion.js';
-import type { PublishedSource } from '../mirror/push-through/read-your-writes.js';
+import { PublishSignal, type PublishedSource } from '../mirror/push-through/read-your-writes.js';
 import { UpstreamHealth } from '../mirror/upstream-health.js';
 import type { Logger } from '../obs/logger.js';
 import { Metrics } from '../obs/metrics.js';
@@ -143,6 +143,8 @@ export async function startMirror(config: Config, log: Logger): Promise<RunningM
       '-o ControlPersist=300',
     ].join(' '),
   };
+  // Pushes passed on to the primary wait for this node's publish of what they changed (read-your-writes).
+  const publishes = new PublishSignal();
   const primarySsh = () => ({ host: controller?.primary?.sshHost ?? new URL(upstreamUrl).hostname, port: controller?.primary?.sshPort ?? 7999 });
   const engine = new SyncEngine(
     catalog,
@@ -163,7 +165,9 @@ export async function startMirror(config: Config, log: Logger): Promise<RunningM
     mirrorMetrics,
     (result) => {
       controller?.onSyncResult(result);
-      if (result.status === 'SYNCED') lfs?.synced(result.repositoryId);
+      if (result.status !== 'SYNCED') return;
+      publishes.published(result.repositoryId);
+      lfs?.synced(result.repositoryId);
     },
   );
   // Made below with the HTTP routes; the engine only asks once it runs.
@@ -205,6 +209,7 @@ export async function startMirror(config: Config, log: Logger): Promise<RunningM
   app.get('/metrics', async (_request, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
   const published: PublishedSource = {
     readRefs: (repositoryId) => store.readRefs(repositoryId),
+    nextPublish: (repositoryId, ms) => publishes.next(repositoryId, ms),
     farmServing: (repositoryId, hash) =>
       upstream.call<{ members: number; serving: number }>('GET', `/rest/mirroring/1.0/mirror/repos/${repositoryId}/served?refStateHash=${encodeURIComponent(hash)}`),
   };

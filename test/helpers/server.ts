@@ -183,6 +183,12 @@ export function sshCommand(key: SshKeyPair): string {
   return `ssh -i ${key.privateKey} -o IdentitiesOnly=yes -o IdentityAgent=none -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o BatchMode=yes`;
 }
 
+/** Runs `command` over SSH on the server as the key's holder, with a complete environment (no agent, no config). */
+export function sshExec(server: TestServer, key: SshKeyPair, command: string[], input?: string): Promise<RunResult> {
+  const args = ['-F', '/dev/null', '-i', key.privateKey, '-o', 'IdentitiesOnly=yes', '-o', 'IdentityAgent=none', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR', '-o', 'BatchMode=yes'];
+  return run('ssh', [...args, '-p', String(server.sshPort), 'git@127.0.0.1', ...command], { env: { PATH: process.env.PATH, HOME: tempDir('mf-ssh-home-') }, ...(input === undefined ? {} : { input }) });
+}
+
 export interface GitClientOptions {
   cwd?: string;
   /** HTTP credentials, sent as a header so they never show up on argv or in URLs. */

@@ -11,8 +11,7 @@ import { addSshKey, createProject, createRepo, createUser, grantRepo } from '../
 import { metricValue, rawRequest } from '../helpers/http.js';
 import { lfsGit, lfsGitOk, lfsUser, requireGitLfs, sha256File, writeRandomFile } from '../helpers/lfs.js';
 import { authorizeMirror, mirrorGet, waitForSameRefs, waitForState } from '../helpers/mirror.js';
-import { run } from '../helpers/run.js';
-import { eventually, gitOk, sshKeyPair, startMirror, startServer, type Credentials, type SshKeyPair, type TestServer } from '../helpers/server.js';
+import { eventually, gitOk, sshKeyPair, startMirror, startServer, type Credentials, type SshKeyPair, type TestServer, sshExec } from '../helpers/server.js';
 import { removeTempDirs, tempDir } from '../helpers/tmp.js';
 
 let primary: TestServer;
@@ -112,10 +111,9 @@ describe('Git LFS through a mirror', () => {
     const clone = await lfsGit(lfsUser(mirror, undefined, aliceKey), ['clone', '-q', mirror.sshUrl('LFS', 'assets'), dest]);
     assert.equal(clone.code, 0, clone.stderr);
     assert.equal(sha256File(join(dest, 'model.bin')), oid);
-    const ssh = ['-i', aliceKey.privateKey, '-o', 'IdentitiesOnly=yes', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR', '-o', 'BatchMode=yes', '-p', String(mirror.sshPort), 'git@127.0.0.1'];
-    const auth = await run('ssh', [...ssh, 'git-lfs-authenticate', 'lfs/assets.git', 'download'], { env: { PATH: process.env.PATH, HOME: tempDir() } });
+    const auth = await sshExec(mirror, aliceKey, ['git-lfs-authenticate', 'lfs/assets.git', 'download']);
     assert.equal(JSON.parse(auth.stdout).href, `${mirror.baseUrl}/scm/lfs/assets.git/info/lfs`);
-    const upload = await run('ssh', [...ssh, 'git-lfs-authenticate', 'lfs/assets.git', 'upload'], { env: { PATH: process.env.PATH, HOME: tempDir() } });
+    const upload = await sshExec(mirror, aliceKey, ['git-lfs-authenticate', 'lfs/assets.git', 'upload']);
     assert.equal(upload.code, 0, upload.stderr);
     assert.equal(JSON.parse(upload.stdout).href, `${primary.baseUrl}/scm/lfs/assets.git/info/lfs`, 'uploads go to the primary');
   });

@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { addSshKey, createProject, createRepo, createUser, grantRepo } from '../helpers/fixtures.js';
 import { rawRequest } from '../helpers/http.js';
 import { lfsGit, lfsGitOk, lfsUser, requireGitLfs, sha256File, writeRandomFile } from '../helpers/lfs.js';
-import { api, sshKeyPair, startServer, type Credentials, type SshKeyPair, type TestServer } from '../helpers/server.js';
+import { api, sshKeyPair, startServer, type Credentials, type SshKeyPair, type TestServer, sshExec } from '../helpers/server.js';
 import { removeTempDirs, tempDir } from '../helpers/tmp.js';
 
 let primary: TestServer;
@@ -99,18 +99,16 @@ describe('Git LFS on the primary', () => {
   });
 
   it('answers git-lfs-authenticate with a short-lived href and header, and refuses it for a repository the key cannot read', async () => {
-    const ssh = ['-i', aliceKey.privateKey, '-o', 'IdentitiesOnly=yes', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR', '-o', 'BatchMode=yes', '-p', String(primary.sshPort), 'git@127.0.0.1'];
-    const { run } = await import('../helpers/run.js');
-    const ok = await run('ssh', [...ssh, 'git-lfs-authenticate', 'lfs/assets.git', 'download'], { env: { PATH: process.env.PATH, HOME: tempDir() } });
+    const ok = await sshExec(primary, aliceKey, ['git-lfs-authenticate', 'lfs/assets.git', 'download']);
     assert.equal(ok.code, 0, ok.stderr);
     const answer = JSON.parse(ok.stdout) as { href: string; header: { Authorization: string }; expires_in: number };
     assert.equal(answer.href, `${primary.baseUrl}/scm/lfs/assets.git/info/lfs`);
     assert.match(answer.header.Authorization, /^Bearer lfs\./);
     assert.equal(answer.expires_in, 3600);
-    const hidden = await run('ssh', [...ssh, 'git-lfs-authenticate', 'NOPE/secret.git', 'upload'], { env: { PATH: process.env.PATH, HOME: tempDir() } });
+    const hidden = await sshExec(primary, aliceKey, ['git-lfs-authenticate', 'NOPE/secret.git', 'upload']);
     assert.equal(hidden.code, 1);
     assert.match(hidden.stderr, /Repository NOPE\/secret does not exist or you do not have permission to see it/);
-    const bad = await run('ssh', [...ssh, 'git-lfs-authenticate', 'lfs/assets.git', 'delete'], { env: { PATH: process.env.PATH, HOME: tempDir() } });
+    const bad = await sshExec(primary, aliceKey, ['git-lfs-authenticate', 'lfs/assets.git', 'delete']);
     assert.match(bad.stderr, /the operation is "download" or "upload"/);
   });
 

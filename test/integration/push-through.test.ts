@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { addSshKey, createProject, createRepo, createUser, events, grantRepo } from '../helpers/fixtures.js';
 import { authorizeMirror, waitForSameRefs, waitForState } from '../helpers/mirror.js';
-import { ADMIN, git, gitOk, makeWorkTree, parseLsRemote, sshKeyPair, startMirror, startServer, type Credentials, type SshKeyPair, type TestServer } from '../helpers/server.js';
-import { removeTempDirs, tempDir } from '../helpers/tmp.js';
+import { ADMIN, git, gitOk, makeWorkTree, parseLsRemote, sshKeyPair, startMirror, startServer, type Credentials, type SshKeyPair, type TestServer, sshExec } from '../helpers/server.js';
+import { removeTempDirs } from '../helpers/tmp.js';
 import { CLIENTS, clientEnv, credentialEnv, DEBIAN_PYTHON, requireDulwich, requirePygit2 } from '../helpers/clients.js';
 import { run } from '../helpers/run.js';
 
@@ -123,8 +123,7 @@ describe('push through a mirror over SSH', () => {
   });
 
   it('refuses a push assertion that is not a mirror\'s (regression: push assertion accepted from a user connection)', async () => {
-    const ssh = ['-i', aliceKey.privateKey, '-o', 'IdentitiesOnly=yes', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR', '-o', 'BatchMode=yes', '-p', String(primary.sshPort), 'git@127.0.0.1'];
-    const r = await run('ssh', [...ssh, "mirrorfarm-push 'pt/app.git'"], { env: { PATH: process.env.PATH, HOME: tempDir() }, input: 'x.y.z\n' });
+    const r = await sshExec(primary, aliceKey, ["mirrorfarm-push 'pt/app.git'"], 'x.y.z\n');
     assert.equal(r.code, 1);
     assert.match(r.stderr, /Command "mirrorfarm-push" is for mirrors only/);
   });

@@ -13,11 +13,42 @@ import { acceptedRefs, isDelete, progressMessage, type PushCommand, type PushReq
 
 export interface PublishedSource {
   readRefs(repositoryId: number): Promise<RefState>;
+  /** Resolves at this node's next publish of the repository, or after `ms`, whichever comes first. */
+  nextPublish(repositoryId: number, ms: number): Promise<void>;
   /** How many farm members there are and how many serve `hash` (the primary's view). */
   farmServing(repositoryId: number, hash: string): Promise<{ members: number; serving: number }>;
 }
 
-const POLL_MS = 25;
+/** Tells waiters when the sync engine published a repository (fed from its results). */
+export class PublishSignal {
+  private readonly waiters = new Map<number, Set<() => void>>();
+
+  published(repositoryId: number): void {
+    const waiting = this.waiters.get(repositoryId);
+    this.waiters.delete(repositoryId);
+    for (const wake of waiting ?? []) wake();
+  }
+
+  next(repositoryId: number, ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      let set = this.waiters.get(repositoryId);
+      if (!set) this.waiters.set(repositoryId, (set = new Set()));
+      const wake = () => {
+        clearTimeout(timer);
+        this.waiters.get(repositoryId)?.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      timer.unref();
+      set.add(wake);
+    });
+  }
+}
+
+/** While the farm's reports come in, how often the primary is asked. */
+const FARM_POLL_MS = 25;
+/** A publish that the signal missed is still noticed this soon. */
+const LOCAL_RECHECK_MS = 500;
 
 function published(refs: RefState, commands: PushCommand[]): boolean {
   return commands.every((c) => (isDelete(c) ? !refs.has(c.ref) : refs.get(c.ref) === c.newOid));
@@ -28,13 +59,18 @@ export async function waitForPublished(source: PublishedSource, repositoryId: nu
   if (commands.length === 0) return true;
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
+    // Asked for before the refs are read, so that a publish between the two is not missed.
+    const next = source.nextPublish(repositoryId, Math.max(0, Math.min(LOCAL_RECHECK_MS, deadline - Date.now())));
     const refs = await source.readRefs(repositoryId).catch(() => undefined);
     if (refs && published(refs, commands)) {
       const hash = refStateHash(refs);
       const farm = await source.farmServing(repositoryId, hash).catch(() => undefined);
       if (farm && farm.serving >= farm.members) return true;
+      await sleep(FARM_POLL_MS);
+    } else {
+      // Not published here yet: wait for this node's next publish rather than reading the refs again and again.
+      await next;
     }
-    await sleep(POLL_MS);
   }
   return false;
 }
