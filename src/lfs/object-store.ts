@@ -95,12 +95,17 @@ export class LfsObjectStore {
     return total;
   }
 
-  /** Refuses an object that may not be stored, before any byte of it is read. */
-  async checkAdmissible(repositoryId: number, size: number): Promise<void> {
-    if (size > this.limits.maxObjectBytes) throw Errors.lfsObjectTooLarge(size, this.limits.maxObjectBytes);
-    if (this.limits.maxRepositoryBytes > 0 && (await this.usage(repositoryId)) + size > this.limits.maxRepositoryBytes) {
-      throw Errors.lfsRepositoryFull(this.limits.maxRepositoryBytes);
-    }
+  /**
+   * A check for the objects of one batch: each is refused (throws) when it may not be stored, before any byte of
+   * it is read. The repository's usage is read once, and the objects admitted count against its limit.
+   */
+  async admission(repositoryId: number): Promise<(size: number) => void> {
+    let used = this.limits.maxRepositoryBytes > 0 ? await this.usage(repositoryId) : 0;
+    return (size) => {
+      if (size > this.limits.maxObjectBytes) throw Errors.lfsObjectTooLarge(size, this.limits.maxObjectBytes);
+      if (this.limits.maxRepositoryBytes > 0 && used + size > this.limits.maxRepositoryBytes) throw Errors.lfsRepositoryFull(this.limits.maxRepositoryBytes);
+      used += size;
+    };
   }
 
   /**
@@ -109,7 +114,7 @@ export class LfsObjectStore {
    */
   async write(repositoryId: number, oid: string, size: number, body: Readable): Promise<void> {
     const target = this.pathOf(repositoryId, oid);
-    await this.checkAdmissible(repositoryId, size);
+    (await this.admission(repositoryId))(size);
     const temp = join(this.tmp, `${randomUUID()}.part`);
     const counter = new HashingLimit(size);
     try {

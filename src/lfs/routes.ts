@@ -102,6 +102,7 @@ export function registerLfsRoutes(app: FastifyInstance, deps: LfsRouteDeps): voi
       // Without a header of ours, the client sends the credentials it used for this request again.
       const authenticated = Object.keys(header).length > 0 ? { authenticated: true } : {};
       const answers = [];
+      const admit = operation === 'upload' ? await store.admission(target.view.repo.id) : () => {};
       for (const { oid, size } of objects) {
         const stored = operation === 'download' ? await deps.objects.sizeForDownload(target.view.repo.id, oid, size) : await store.size(target.view.repo.id, oid);
         if (operation === 'download') {
@@ -114,7 +115,7 @@ export function registerLfsRoutes(app: FastifyInstance, deps: LfsRouteDeps): voi
           continue;
         }
         try {
-          await store.checkAdmissible(target.view.repo.id, size);
+          admit(size);
         } catch (err) {
           const e = err as MirrorfarmError;
           answers.push({ oid, size, error: { code: e.status === 507 ? 507 : 422, message: e.message } });
