@@ -62,3 +62,10 @@ export async function lastEventId(server: TestServer): Promise<number> {
   const all = await events(server);
   return all.length ? all[all.length - 1]!.id : 0;
 }
+
+/** The secret part of a personal access token (`mft_<id>_<secret>`); the secret itself may contain `_`. */
+export function tokenSecret(token: string): string {
+  const match = /^mft_\d+_(.+)$/.exec(token);
+  if (!match) throw new Error(`not a mirrorfarm token: ${token.slice(0, 8)}...`);
+  return match[1]!;
+}
