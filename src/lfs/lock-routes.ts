@@ -9,7 +9,7 @@ import type { LfsTarget } from './access.js';
 import { checkLockPath, type LfsLocks } from './locks.js';
 import type { LfsOperation } from './tokens.js';
 
-const LFS_MEDIA_TYPE = 'application/vnd.git-lfs+json';
+import { LFS_MEDIA_TYPE } from './media-type.js';
 const DEFAULT_LIMIT = 100;
 const MAX_LIMIT = 1000;
 

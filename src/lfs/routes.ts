@@ -13,7 +13,7 @@ import type { LfsObject } from './fetch-through.js';
 import { OID, type LfsObjectStore } from './object-store.js';
 import type { LfsOperation } from './tokens.js';
 
-export const LFS_MEDIA_TYPE = 'application/vnd.git-lfs+json';
+import { LFS_MEDIA_TYPE } from './media-type.js';
 /** The most objects one batch request may name (git-lfs sends 100 at a time by default). */
 export const MAX_BATCH_OBJECTS = 1000;
 

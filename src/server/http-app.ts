@@ -9,6 +9,7 @@ import type { Config } from '../config/schema.js';
 import { Errors, isMirrorfarmError, MirrorfarmError } from '../errors.js';
 import type { Logger } from '../obs/logger.js';
 import type { Metrics } from '../obs/metrics.js';
+import { LFS_MEDIA_TYPE } from '../lfs/media-type.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 export const HSTS = 'max-age=31536000';
@@ -91,7 +92,7 @@ export function createHttpApp(config: Config, log: Logger, metrics: Metrics): Fa
     if (isLfsRequest(request)) {
       // git-lfs shows `message`; LFS-Authenticate makes it ask for credentials.
       if (err.status === 401) reply.header('lfs-authenticate', 'Basic realm="mirrorfarm"');
-      return reply.status(err.status).type('application/vnd.git-lfs+json').send({ message: err.message, code: err.code, request_id: request.id });
+      return reply.status(err.status).type(LFS_MEDIA_TYPE).send({ message: err.message, code: err.code, request_id: request.id });
     }
     if (isGitRequest(request)) return reply.status(err.status).type('text/plain; charset=utf-8').send(`${err.message}\n`);
     return reply.status(err.status).send(bitbucketError(err));
