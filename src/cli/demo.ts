@@ -164,7 +164,11 @@ export async function runDemo(homeDir: string, options: DemoOptions): Promise<vo
   lines.push('', 'Press Ctrl-C to stop.', '');
   process.stdout.write(lines.join('\n'));
 
-  const shutdown = () => Promise.all([mirror?.stop(), farm?.stop(), server.stop()]).then(() => process.exit(0));
+  // Mirrors first: a node leaving tells the primary so (instead of being evicted later), which needs the primary up.
+  const shutdown = () =>
+    Promise.all([mirror?.stop(), farm?.stop()])
+      .then(() => server.stop())
+      .then(() => process.exit(0));
   process.once('SIGINT', shutdown);
   process.once('SIGTERM', shutdown);
 }
