@@ -1,6 +1,10 @@
 // Readiness-driven rotation, as a Kubernetes Service keeps its endpoints: every node's /ready is probed over
-// HTTPS, and the balancer is given exactly the nodes that answered 200. A node that is still synchronizing,
-// evicted or out of sync answers 503 and gets no client traffic; it comes back by itself once it is in sync.
+// HTTPS, and the balancer is given the nodes that are ready. A node that is still synchronizing, evicted, out of
+// sync or draining answers 503 and leaves the rotation at once; it comes back by itself once it is in sync. A node
+// that does not answer at all (slow under load, or gone) leaves only after `failureThreshold` probes in a row, as
+// with a readinessProbe's failureThreshold: a single slow answer of the only ready node must not empty the
+// rotation (nginx then refuses everything with 502), and a node that is really gone costs nothing meanwhile,
+// since nginx passes a connection it cannot open to the next node.
 import { readFileSync } from 'node:fs';
 import { request } from 'node:https';
 import type { NginxBalancer, Upstream } from './balancer.js';
@@ -22,6 +26,10 @@ export interface RotationOptions {
   tlsName?: string;
   /** How often readiness is probed (a readinessProbe's periodSeconds). */
   intervalMs?: number;
+  /** How long a probe may take (a readinessProbe's timeoutSeconds); default 2 s. */
+  timeoutMs?: number;
+  /** Unanswered probes in a row after which a ready node leaves the rotation; default 3. */
+  failureThreshold?: number;
   onChange?: (ready: string[]) => void;
   onError?: (err: Error) => void;
 }
@@ -36,17 +44,33 @@ export interface Rotation {
 
 export function startRotation(options: RotationOptions): Rotation {
   const ca = readFileSync(options.caFile);
+  const threshold = options.failureThreshold ?? 3;
   let rotation: string[] | undefined;
+  let applied: string | undefined;
+  /** Unanswered probes in a row, per node in rotation. */
+  const misses = new Map<string, number>();
   let stopped = false;
 
   const probeOnce = async () => {
     const nodes = [...options.nodes()];
-    const answers = await Promise.all(nodes.map((n) => ready(n, ca, options.tlsName ?? 'localhost')));
-    const live = nodes.filter((_, i) => answers[i]).sort((a, b) => a.name.localeCompare(b.name));
+    const answers = await Promise.all(nodes.map((n) => readiness(n, ca, options.tlsName ?? 'localhost', options.timeoutMs ?? 2_000)));
+    const live = nodes
+      .filter((node, i) => {
+        const answer = answers[i];
+        const missed = answer === 'unanswered' ? (misses.get(node.name) ?? 0) + 1 : 0;
+        const keep = answer === 'ready' || (answer === 'unanswered' && (rotation ?? []).includes(node.name) && missed < threshold);
+        if (keep) misses.set(node.name, missed);
+        else misses.delete(node.name);
+        return keep;
+      })
+      .sort((a, b) => a.name.localeCompare(b.name));
     const names = live.map((n) => n.name);
-    if (stopped || (rotation && names.join() === rotation.join())) return;
+    // Compared with the ports too: a node restarted on other ports under the same name is a new upstream.
+    const targets = live.map((n) => `${n.name}@${n.host ?? ''}:${n.httpPort}:${n.sshPort ?? ''}`).join();
+    if (stopped || targets === applied) return;
     await options.balancer.setUpstreams(live.map((n): Upstream => ({ httpPort: n.httpPort, ...(n.sshPort ? { sshPort: n.sshPort } : {}), ...(n.host ? { host: n.host } : {}) })));
     rotation = names;
+    applied = targets;
     options.onChange?.(names);
   };
 
@@ -67,15 +91,17 @@ export function startRotation(options: RotationOptions): Rotation {
   };
 }
 
-/** GET /ready on the node itself: 200 within two seconds means ready; anything else (503, refused, slow) does not. */
-function ready(node: RotationNode, ca: Buffer, servername: string): Promise<boolean> {
+type Readiness = 'ready' | 'unready' | 'unanswered';
+
+/** GET /ready on the node itself: 200 is ready, any other answer is the node saying it is not; no answer in time (refused, slow, a TLS failure) is unanswered. */
+function readiness(node: RotationNode, ca: Buffer, servername: string, timeoutMs: number): Promise<Readiness> {
   return new Promise((done) => {
-    const req = request({ host: node.host ?? '127.0.0.1', port: node.httpPort, path: '/ready', ca, servername, timeout: 2_000, agent: false }, (res) => {
+    const req = request({ host: node.host ?? '127.0.0.1', port: node.httpPort, path: '/ready', ca, servername, timeout: timeoutMs, agent: false }, (res) => {
       res.resume();
-      done(res.statusCode === 200);
+      done(res.statusCode === 200 ? 'ready' : 'unready');
     });
     req.on('timeout', () => req.destroy());
-    req.on('error', () => done(false));
+    req.on('error', () => done('unanswered'));
     req.end();
   });
 }

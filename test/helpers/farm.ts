@@ -1,11 +1,11 @@
 // A mirror farm as it runs in production: N mirror nodes (separate processes, each with its own home) sharing
 // one identity key and one SSH host key set, behind a real nginx. Like a Kubernetes Service, the balancer sends
-// traffic only to nodes whose /ready answers 200: a small endpoints loop polls every node and gives nginx the
-// ready ones.
+// traffic only to ready nodes: the rotation `npm start -- --nodes N` runs (src/farm/rotation.ts) probes every
+// node's /ready and gives nginx the ready ones.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { startRotation } from '../../src/farm/rotation.js';
 import { startBalancer, type Balancer } from './nginx.js';
-import { mirrorGet } from './mirror.js';
 import { run } from './run.js';
 import { freePort, startMirror, type TestServer } from './server.js';
 import { tempDir } from './tmp.js';
@@ -60,8 +60,6 @@ export async function startFarm(primary: TestServer, options: FarmOptions): Prom
   const homes = new Map<string, string>();
   const envs = new Map<string, Record<string, string>>();
   let next = 0;
-  let rotation: string[] = [];
-  let stopped = false;
 
   const nodeEnv = async (name: string, extra: Record<string, string> = {}) => ({
     MIRRORFARM_BASE_URL: balancer.baseUrl,
@@ -81,25 +79,16 @@ export async function startFarm(primary: TestServer, options: FarmOptions): Prom
     nodes.set(name, node);
   };
 
-  // The endpoints loop: probe every live node's /ready and hand nginx the ready ones.
-  const probe = async () => {
-    const ready: string[] = [];
-    await Promise.all(
-      [...nodes].map(async ([name, node]) => {
-        // A timeout, like a readinessProbe's: a node that hangs (SIGSTOP) must not stall the loop.
-        const answer = await mirrorGet(node, '/ready', 1000).catch(() => ({ status: 0 }));
-        if (answer.status === 200) ready.push(name);
-      }),
-    );
-    ready.sort();
-    if (ready.join() === rotation.join() || stopped) return;
-    await balancer.setUpstreams(ready.map((n) => ({ httpPort: nodes.get(n)!.httpPort, sshPort: nodes.get(n)!.sshPort })));
-    rotation = ready;
-  };
-  let probing: Promise<void> = Promise.resolve();
-  const timer = setInterval(() => {
-    probing = probing.then(probe).catch(() => {});
-  }, options.probeIntervalMs ?? 500);
+  let rotation: string[] = [];
+  const rotationLoop = startRotation({
+    balancer,
+    nodes: () => [...nodes].map(([name, node]) => ({ name, httpPort: node.httpPort, sshPort: node.sshPort })),
+    caFile: primary.ca.caCert,
+    intervalMs: options.probeIntervalMs ?? 500,
+    // Like a readinessProbe's timeoutSeconds: a node that hangs (SIGSTOP) must not stall the loop.
+    timeoutMs: 1000,
+    onChange: (names) => (rotation = names),
+  });
 
   const farm: Farm = {
     balancer,
@@ -127,9 +116,7 @@ export async function startFarm(primary: TestServer, options: FarmOptions): Prom
     },
     inRotation: () => [...rotation],
     async stop() {
-      stopped = true;
-      clearInterval(timer);
-      await probing;
+      await rotationLoop.stop();
       await Promise.all([...nodes.values()].map((n) => n.stop()));
       nodes.clear();
       await balancer.stop();
