@@ -13,7 +13,7 @@ import { Errors } from '../errors.js';
 import type { Mirroring } from '../primary/wire.js';
 import type { AppContext } from '../server/context.js';
 import type { Mirror } from '../store/tables.js';
-import { registerWeb, type Web, type WebIdentity } from './plugin.js';
+import { registerWeb, type Web, type WebAuth } from './plugin.js';
 import { UserPreferences } from './preferences.js';
 import { sendPage } from './render.js';
 import { registerAccountPages } from './account-pages.js';
@@ -45,24 +45,29 @@ export function mirrorSummary(m: Details): string {
   return `Synchronizing ${synced} of ${total}`;
 }
 
-function primaryIdentity(context: AppContext): WebIdentity {
+function primaryAuth(context: AppContext, sessions: WebSessions): WebAuth {
   return {
     async signIn(name, password, address) {
       // Tokens are for git and the REST API: a web session has the user's full rights, a token may have less.
       if (password.startsWith('mft_')) throw Errors.webTokenSignIn();
       const principal = await context.authenticator.fromAuthorizationHeader(`Basic ${Buffer.from(`${name}:${password}`, 'utf8').toString('base64')}`, { address });
       if (principal.kind !== 'user' || principal.via !== 'password') throw Errors.webTokenSignIn();
-      return { id: principal.userId, name: principal.name };
+      return sessions.create({ id: principal.userId, name: principal.name });
     },
     // Read again on every request: a deactivated or deleted user is signed out at once, a new group applies at once.
-    async principal(session) {
+    async resume(cookie) {
+      const session = await sessions.find(cookie);
+      if (!session) return undefined;
       const user = await context.users.byId(session.userId);
-      if (!user?.active) return undefined;
-      return userPrincipal(user, 'password', await context.users.isSysadmin(user));
+      if (!user?.active) {
+        await sessions.destroy(session.id);
+        return undefined;
+      }
+      const principal = userPrincipal(user, 'password', await context.users.isSysadmin(user));
+      return { session, principal, sysadmin: isSysadmin(principal) };
     },
-    async sysadmin(principal) {
-      return isSysadmin(principal);
-    },
+    signOut: (session) => sessions.destroy(session.id),
+    prune: () => sessions.prune(),
   };
 }
 
@@ -72,8 +77,7 @@ export async function registerPrimaryWeb(app: FastifyInstance, context: AppConte
   await registerWeb(app, {
     mode: 'primary',
     product: config.displayName,
-    sessions,
-    identity: primaryIdentity(context),
+    auth: primaryAuth(context, sessions),
     log: context.log,
     routes: (scope, web) => {
       registerHome(scope, web, context);
