@@ -18,6 +18,7 @@ import { UserPreferences } from './preferences.js';
 import { sendPage } from './render.js';
 import { registerAccountPages } from './account-pages.js';
 import { registerAdminPages } from './admin-pages.js';
+import { pageLinks, startOf } from './paging.js';
 import { registerRepositoryPages, repoPath } from './repo-pages.js';
 import { registerSettingsPages } from './settings-pages.js';
 import { WebSessions } from './sessions.js';
@@ -113,12 +114,40 @@ async function readableProjects(context: AppContext, principal: Principal, searc
     .filter((p) => matches(p.key, p.name) || p.repositories.length > 0);
 }
 
+/** Projects per page of the projects list, repositories shown per project there, and per page of a project's own page. */
+const PROJECTS_PER_PAGE = 20;
+const REPOS_PER_PROJECT = 25;
+const REPOS_PER_PAGE = 50;
+
 function registerHome(app: FastifyInstance, web: Web, context: AppContext): void {
   app.get<{ Querystring: { q?: string; done?: string } }>('/', async (request, reply) => {
     const q = typeof request.query.q === 'string' ? request.query.q.slice(0, 200) : '';
-    const projects = await readableProjects(context, web.state(request).principal, q);
+    const start = startOf(request);
+    const all = await readableProjects(context, web.state(request).principal, q);
+    const projects = all.slice(start, start + PROJECTS_PER_PAGE).map((p) => ({
+      ...p,
+      href: `/projects/${encodeURIComponent(p.key)}`,
+      repositories: p.repositories.slice(0, REPOS_PER_PROJECT),
+      moreRepositories: Math.max(0, p.repositories.length - REPOS_PER_PROJECT),
+    }));
+    const paging = pageLinks('/', { q }, start, PROJECTS_PER_PAGE, all.length > start + PROJECTS_PER_PAGE);
     const notice = request.query.done === 'deleted' ? 'Deleted.' : undefined;
-    return sendPage(reply, 'home', { ...web.layout(request, 'Projects', 'projects'), projects, q, notice });
+    return sendPage(reply, 'home', { ...web.layout(request, 'Projects', 'projects'), projects, paging, q, notice });
+  });
+
+  // A project's repositories, a page at a time; the same 404 for a project the user cannot see as for none.
+  app.get<{ Params: { key: string } }>('/projects/:key', async (request, reply) => {
+    const principal = web.state(request).principal;
+    const key = request.params.key.toUpperCase();
+    const project = (await readableProjects(context, principal, '')).find((p) => p.key === key);
+    if (!project) throw Errors.projectNotFound(request.params.key);
+    const start = startOf(request);
+    return sendPage(reply, 'project', {
+      ...web.layout(request, project.name, 'projects'),
+      project: { ...project, repositories: project.repositories.slice(start, start + REPOS_PER_PAGE) },
+      total: project.repositories.length,
+      paging: pageLinks(`/projects/${encodeURIComponent(project.key)}`, {}, start, REPOS_PER_PAGE, project.repositories.length > start + REPOS_PER_PAGE),
+    });
   });
 }
 
