@@ -63,6 +63,7 @@ has no gaps and no duplicates. Every event has \`id\`, \`type\`, \`createdDate\`
 | \`mirror.requested\` | \`mirrorId\`, \`name\`, \`baseUrl\`, \`fingerprint\` |
 | \`mirror.accepted\`, \`mirror.updated\` | \`mirrorId\`, \`mirroringMode\` (ALL_PROJECTS, SELECTED_PROJECTS), \`projectIds\` |
 | \`mirror.rejected\`, \`mirror.deleted\` | \`mirrorId\` |
+| \`mirror.web_session_ended\` | \`mirrorId\`, \`sessionId\`, \`userId\` (a user signed out of that mirror's web pages) |
 
 No event carries a password, token, hash or private key. Retention is bounded (events.retentionDays, events.maxEvents).
 `.trim();

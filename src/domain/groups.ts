@@ -115,6 +115,13 @@ export class Groups {
     });
   }
 
+  /** What goes with a group when it is deleted: how many members lose it and how many permissions it holds. */
+  async holdings(group: Group): Promise<{ members: number; grants: number }> {
+    const count = async (table: 'group_members' | 'group_permissions') =>
+      Number((await this.db.selectFrom(table).select((eb) => eb.fn.countAll().as('n')).where('group_id', '=', group.id).executeTakeFirstOrThrow()).n);
+    return { members: await count('group_members'), grants: await count('group_permissions') };
+  }
+
   /** Adds users to a group; those already in it are left as they are (and logged no event). */
   async addMembers(group: Group, users: User[]): Promise<void> {
     await this.events.transact(async (trx) => {

@@ -154,6 +154,13 @@ export class Users {
     });
   }
 
+  /** What goes with a user when they are deleted: how many keys, tokens, permissions and group memberships. */
+  async holdings(user: User): Promise<{ keys: number; tokens: number; grants: number; groups: number }> {
+    const count = async (table: 'ssh_keys' | 'access_tokens' | 'permissions' | 'group_members') =>
+      Number((await this.db.selectFrom(table).select((eb) => eb.fn.countAll().as('n')).where('user_id', '=', user.id).executeTakeFirstOrThrow()).n);
+    return { keys: await count('ssh_keys'), tokens: await count('access_tokens'), grants: await count('permissions'), groups: await count('group_members') };
+  }
+
   /** Checks a password in constant time per attempt; unknown and inactive users cost the same as wrong passwords. */
   async verifyPassword(name: string, password: string): Promise<User | undefined> {
     const user = USER_NAME.test(name.toLowerCase()) ? await this.byName(name) : undefined;

@@ -32,7 +32,8 @@ export type EventType =
   | 'mirror.accepted'
   | 'mirror.updated'
   | 'mirror.rejected'
-  | 'mirror.deleted';
+  | 'mirror.deleted'
+  | 'mirror.web_session_ended';
 
 export interface NewEvent {
   type: EventType;

@@ -66,10 +66,11 @@ export class RepoBrowser {
     return r.code === 0 && r.stdout.toString('utf8').trim() === 'commit';
   }
 
-  /** The newest commits reachable from `commit`, first parent and merges included, newest first. */
-  async log(gitDir: string, commit: string, limit: number, path = ''): Promise<CommitSummary[]> {
+  /** The newest commits reachable from `commit` (after skipping `skip` of them), merges included, newest first. */
+  async log(gitDir: string, commit: string, limit: number, path = '', skip = 0): Promise<CommitSummary[]> {
     if (!COMMIT_ID.test(commit)) throw new Error('RepoBrowser takes full commit ids only');
-    let command = GitCommand.of('log', `-n${Math.max(1, Math.min(limit, 500))}` as `-${string}`, '--no-color', '--format=%H%x00%an%x00%ae%x00%at%x00%s%x00').value(commit);
+    const skipped = Math.max(0, Math.min(Math.floor(skip), 1_000_000_000));
+    let command = GitCommand.of('log', `-n${Math.max(1, Math.min(limit, 500))}` as `-${string}`, `--skip=${skipped}` as `-${string}`, '--no-color', '--format=%H%x00%an%x00%ae%x00%at%x00%s%x00').value(commit);
     if (path) command = command.flag('--').value(checkPath(path));
     const { stdout } = await this.git.run(command, { gitDir });
     const fields = stdout.toString('utf8').split('\0');

@@ -538,6 +538,10 @@ export class MirrorController {
         await this.snapshot();
         break;
       }
+      case 'mirror.web_session_ended':
+        // A user signed out on some node of this farm: no node may keep honouring that session.
+        if (typeof data.sessionId === 'number') auth.webSessionEnded(data.sessionId);
+        break;
       case 'mirror.deleted':
       case 'mirror.rejected':
         this.refused(new MirrorfarmError(data.type === 'mirror.deleted' ? 'MIRROR_REMOVED' : 'MIRROR_REJECTED', 403, 'removed'));

@@ -2,7 +2,7 @@
 // or an SSH key whose signature the mirror verified itself) and the primary answers who that is and what they
 // may read among the repositories asked about. The primary's own authenticator and policy decide; the answer is
 // capped at READ (mirrors are read-only) and is NONE for repositories the mirror does not carry, so a mirror can
-// never learn more than it may serve.
+// never learn more than it may serve. A web session (web-sessions.ts) counts only for the mirror it was opened by.
 import { effectiveLevel, Level, ANONYMOUS, type Principal } from '../access/authorize.js';
 import { userPrincipal, type Authenticator } from '../auth/authenticator.js';
 import type { Permissions } from '../domain/permissions.js';
@@ -10,15 +10,19 @@ import { parsePublicKey, type Users } from '../domain/users.js';
 import { Errors, MirrorfarmError } from '../errors.js';
 import type { Db } from '../store/database.js';
 import type { Mirror } from '../store/tables.js';
+import type { MirrorWebSessions } from './web-sessions.js';
 
 export type DelegatedCredentials =
   | { type: 'basic'; username: string; password: string }
   | { type: 'ssh-key'; publicKey: string }
+  | { type: 'web-session'; secret: string }
   | { type: 'anonymous' };
 
 export interface DelegatedAnswer {
   user: { id: number; name: string; sysadmin: boolean } | null;
   access: Record<string, 'READ' | 'NONE'>;
+  /** For web-session credentials: which session it is (named in mirror.web_session_ended) and when it began. */
+  webSession?: { id: number; createdDate: number };
 }
 
 export const MAX_REPOSITORIES_PER_CALL = 1000;
@@ -29,9 +33,10 @@ export class DelegatedAuth {
     private readonly authenticator: Authenticator,
     private readonly users: Users,
     private readonly permissions: Permissions,
+    private readonly webSessions: MirrorWebSessions,
   ) {}
 
-  private async principalFor(credentials: DelegatedCredentials, clientAddress: string | undefined): Promise<Principal> {
+  private async principalFor(mirror: Mirror, credentials: DelegatedCredentials, clientAddress: string | undefined, answer: Partial<DelegatedAnswer>): Promise<Principal> {
     switch (credentials.type) {
       case 'anonymous':
         return ANONYMOUS;
@@ -50,15 +55,22 @@ export class DelegatedAuth {
         if (!found) throw new MirrorfarmError('BAD_CREDENTIALS', 401, 'Authentication failed: this SSH key is not registered to an active user. Add it under your account settings on the primary.');
         return userPrincipal(found.user, 'ssh-key', await this.users.isSysadmin(found.user));
       }
+      case 'web-session': {
+        // Checked against the calling mirror: a secret another mirror handed out answers BAD_CREDENTIALS here.
+        const session = await this.webSessions.verify(mirror, credentials.secret ?? '');
+        answer.webSession = { id: session.id, createdDate: session.createdDate };
+        return userPrincipal(session.user, 'password', await this.users.isSysadmin(session.user));
+      }
       default:
-        throw Errors.invalid('credentials.type must be "basic", "ssh-key" or "anonymous".');
+        throw Errors.invalid('credentials.type must be "basic", "ssh-key", "web-session" or "anonymous".');
     }
   }
 
   async authenticate(mirror: Mirror, credentials: DelegatedCredentials, repositoryIds: number[], clientAddress?: string): Promise<DelegatedAnswer> {
     const ids = [...new Set(repositoryIds)];
     if (ids.length > MAX_REPOSITORIES_PER_CALL) throw Errors.invalid(`Ask about at most ${MAX_REPOSITORIES_PER_CALL} repositories per call.`);
-    const principal = await this.principalFor(credentials, clientAddress);
+    const extra: Partial<DelegatedAnswer> = {};
+    const principal = await this.principalFor(mirror, credentials, clientAddress, extra);
     const access: Record<string, 'READ' | 'NONE'> = {};
     for (const id of ids) access[String(id)] = 'NONE';
     if (ids.length) {
@@ -90,6 +102,6 @@ export class DelegatedAuth {
       principal.kind === 'user'
         ? { id: principal.userId, name: principal.name, sysadmin: effectiveLevel(principal, { kind: 'system' }) >= Level.ADMIN }
         : null;
-    return { user, access };
+    return { user, access, ...extra };
   }
 }

@@ -215,6 +215,8 @@ export class MirrorRegistry {
       await trx.deleteFrom('mirror_projects').where('mirror_id', '=', mirror.id).execute();
       await trx.deleteFrom('mirror_nodes').where('mirror_id', '=', mirror.id).execute();
       await trx.deleteFrom('mirror_repo_states').where('mirror_id', '=', mirror.id).execute();
+      // Its users' web sign-ins end with it (a mirror registered again with the same key starts without them).
+      await trx.deleteFrom('mirror_web_sessions').where('mirror_id', '=', mirror.id).execute();
       return { result: undefined, events: [{ type, data: { mirrorId: mirror.id } }] };
     });
   }

@@ -13,6 +13,7 @@ import { DEFAULT_NODE_OFFLINE_SECONDS } from './node-status.js';
 import { MirrorRegistry } from './mirrors.js';
 import { DEFAULT_STREAM_OPTIONS, StreamHub, type StreamOptions } from './streams.js';
 import { WebhookNotifier } from './webhook.js';
+import { MirrorWebSessions } from './web-sessions.js';
 
 export interface MirroringOptions {
   /**
@@ -71,6 +72,14 @@ export async function attachMirroring(app: FastifyInstance, context: AppContext,
     }
   });
 
+  const webSessions = new MirrorWebSessions(context.db, context.events, context.authenticator, context.users, {
+    idleMs: config.web.sessionIdleMinutes * 60_000,
+    maxMs: config.web.sessionMaxHours * 3_600_000,
+  });
+  const pruneSessions = setInterval(() => {
+    webSessions.prune().catch((err: Error) => log.warn({ err }, 'pruning mirror web sessions failed'));
+  }, 600_000).unref();
+
   const webhookUrl = config.mirroring?.webhookUrl;
   const webhook = webhookUrl ? new WebhookNotifier({ url: webhookUrl, ...(config.trust?.caFile ? { caFile: config.trust.caFile } : {}) }, log.child({ webhook: 'mirror:repo_synchronized' })) : undefined;
 
@@ -79,7 +88,8 @@ export async function attachMirroring(app: FastifyInstance, context: AppContext,
     state,
     streams,
     coordinator,
-    delegatedAuth: new DelegatedAuth(context.db, context.authenticator, context.users, context.permissions),
+    delegatedAuth: new DelegatedAuth(context.db, context.authenticator, context.users, context.permissions, webSessions),
+    webSessions,
     rounds: metrics.rounds,
     onSynchronized: (mirror, repositories) => {
       for (const repo of repositories) {
@@ -105,6 +115,7 @@ export async function attachMirroring(app: FastifyInstance, context: AppContext,
     streams,
     state,
     stop: async () => {
+      clearInterval(pruneSessions);
       unsubscribe();
       await streams.stop();
       coordinator.stop();

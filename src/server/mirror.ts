@@ -236,7 +236,7 @@ export async function startMirror(config: Config, log: Logger): Promise<RunningM
     httpPort: () => httpPort,
   };
   await registerMirrorRestApi(app, restContext);
-  await registerMirrorWeb(app, { db, log, rest: restContext, controller, error: () => controller!.error ?? health.error() });
+  await registerMirrorWeb(app, { log, rest: restContext, controller, error: () => controller!.error ?? health.error() });
   await app.listen({ host: config.http.host, port: config.http.port });
   httpPort = (app.server.address() as AddressInfo).port;
 

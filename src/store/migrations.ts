@@ -263,4 +263,24 @@ export const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0009_mirror_web_sessions': {
+    async up(db: Kysely<unknown>) {
+      // Web sign-ins on a mirror, kept by the primary so that every node of the farm accepts them (a balancer
+      // without affinity sends each request anywhere). The secret lives in the browser's cookie only; this
+      // table holds its SHA-256. A session belongs to one mirror: another mirror's call cannot use it.
+      // password_mark is a digest of the user's password hash when the session began: a changed password ends it.
+      await db.schema
+        .createTable('mirror_web_sessions')
+        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('secret_hash', 'text', (c) => c.notNull().unique())
+        .addColumn('mirror_id', 'text', (c) => c.notNull())
+        .addColumn('user_id', 'integer', (c) => c.notNull().references('users.id').onDelete('cascade'))
+        .addColumn('password_mark', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('last_seen_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('mirror_web_sessions_mirror').on('mirror_web_sessions').column('mirror_id').execute();
+      await db.schema.createIndex('mirror_web_sessions_user').on('mirror_web_sessions').column('user_id').execute();
+    },
+  },
 };

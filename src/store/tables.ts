@@ -187,6 +187,16 @@ export interface WebSessionsTable {
   last_seen_at: number;
 }
 
+export interface MirrorWebSessionsTable {
+  id: Generated<number>;
+  secret_hash: string; // sha256 hex of the secret in the browser's cookie
+  mirror_id: string;
+  user_id: number;
+  password_mark: string;
+  created_at: number;
+  last_seen_at: number;
+}
+
 export interface UserPreferencesTable {
   user_id: number;
   preferred_mirror_id: string | null;
@@ -215,6 +225,7 @@ export interface Database {
   lfs_locks: LfsLocksTable;
   web_sessions: WebSessionsTable;
   user_preferences: UserPreferencesTable;
+  mirror_web_sessions: MirrorWebSessionsTable;
 }
 
 export type User = Selectable<UsersTable>;

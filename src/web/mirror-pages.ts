@@ -1,24 +1,22 @@
 // A mirror's web pages: its home page (what "visit the mirror URL" shows: name, state in words, progress, its
 // farm, the way to the primary's page for this mirror, and the repositories the signed-in user can read with
 // their clone URLs on this mirror), and the JSON the page polls to move without a reload. Users sign in with
-// their primary credentials, checked by the primary through delegated authentication (and its login throttle);
-// what they may read is the primary's answer, through the same helpers as the mirror's REST API.
+// their primary credentials into a session the primary keeps (so that any node of the farm accepts it); what
+// they may read is the primary's answer, through the same helpers as the mirror's REST API.
+import { createHmac, hkdfSync } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
-import type { Principal } from '../access/authorize.js';
 import type { RepositoryView } from '../domain/repositories.js';
 import { Errors, MirrorfarmError } from '../errors.js';
 import type { MirrorController } from '../mirror/controller.js';
 import { visibleRepositories } from '../mirror/rest/access.js';
 import type { MirrorRestContext } from '../mirror/rest/context.js';
 import type { Logger } from '../obs/logger.js';
-import type { Db } from '../store/database.js';
-import { registerWeb, type Web, type WebIdentity } from './plugin.js';
+import { registerWeb, type Web, type WebAuth } from './plugin.js';
 import { sendPage } from './render.js';
-import { WebSessions, type WebSession } from './sessions.js';
+import type { WebSession } from './sessions.js';
 import { explain } from './troubleshooting.js';
 
 export interface MirrorWebDeps {
-  db: Db;
   log: Logger;
   rest: MirrorRestContext;
   controller: MirrorController;
@@ -75,59 +73,61 @@ export async function mirrorView(deps: MirrorWebDeps): Promise<MirrorView> {
 }
 
 /**
- * Mirror sign-ins: the primary verifies the password (delegated authentication, with the primary's throttle). The
- * mirror must ask the primary again for each session (what the user may read can change at any time), so it keeps
- * the credentials of live sessions in memory only, never on disk: a restarted node asks its users to sign in again.
+ * Mirror sign-ins, valid on every node of the farm with no state shared between nodes: the primary opens the
+ * session (it checks the password, with its login throttle) and keeps it; the cookie holds the secret it
+ * returned, and any node asks the primary who that is (delegated authentication, cached briefly, dropped on the
+ * events that end it). No password is kept anywhere. The CSRF token is an HMAC of the secret under a key derived
+ * from the farm's identity key, which every node holds (mirror.keyFile), so any node checks a form another node
+ * served. While the primary cannot be reached, a session this node has not verified lately shows the visitor's
+ * view with a notice, and stays for when the primary is back.
  */
-function mirrorIdentity(rest: MirrorRestContext, log: Logger): WebIdentity {
-  const headers = new Map<string, string>();
-  const basic = (name: string, password: string) => `Basic ${Buffer.from(`${name}:${password}`, 'utf8').toString('base64')}`;
+function mirrorAuth(rest: MirrorRestContext, log: Logger): WebAuth {
+  const csrfKey = Buffer.from(hkdfSync('sha256', rest.identity.key.privateKey.export({ format: 'der', type: 'pkcs8' }), 'mirrorfarm', 'web session csrf token', 32));
+  const csrfOf = (secret: string) => createHmac('sha256', csrfKey).update(secret).digest('base64url');
+  const session = (secret: string, user: { id: number; name: string }, createdAt: number): WebSession => ({
+    id: secret,
+    userId: user.id,
+    userName: user.name,
+    csrfToken: csrfOf(secret),
+    createdAt,
+    lastSeenAt: Date.now(),
+  });
   return {
     async signIn(name, password, address) {
       if (password.startsWith('mft_')) throw Errors.webTokenSignIn();
-      const principal = await rest.auth.fromAuthorizationHeader(basic(name, password), { address });
-      if (principal.kind !== 'user') throw Errors.badCredentials();
-      return { id: principal.userId, name: principal.name };
+      const opened = await rest.auth.openWebSession(name, password, address);
+      return session(opened.secret, opened.user, opened.createdDate);
     },
-    signedIn(session, name, password) {
-      if (headers.size >= 10_000) headers.delete(headers.keys().next().value!);
-      headers.set(session.id, basic(name, password));
-    },
-    async principal(session: WebSession): Promise<Principal | undefined> {
-      const header = headers.get(session.id);
-      if (!header) return undefined;
+    async resume(secret) {
+      if (secret.length > 100) return undefined;
       try {
-        const principal = await rest.auth.fromAuthorizationHeader(header);
-        return principal.kind === 'user' ? principal : undefined;
+        const verified = await rest.auth.fromWebSession(secret);
+        if (verified?.principal.kind !== 'user') return undefined;
+        return { session: session(secret, { id: verified.principal.userId, name: verified.principal.name }, verified.createdDate), principal: verified.principal, sysadmin: false };
       } catch (err) {
-        // A changed password signs the session out; a primary that cannot answer (or a removed mirror) shows the
-        // pages as to a visitor for now, and keeps the session for when it can.
-        if (err instanceof MirrorfarmError && err.code === Errors.badCredentials.code) {
-          headers.delete(session.id);
-          return undefined;
-        }
+        // A removed mirror serves nobody: its sessions are over. Anything else is the primary not answering now.
+        if (err instanceof MirrorfarmError && err.code === 'MIRROR_REMOVED') return undefined;
         log.info({ code: (err as MirrorfarmError).code }, 'cannot verify a web session with the primary right now');
-        return { kind: 'anonymous' };
+        return {
+          session: { ...session(secret, { id: 0, name: '' }, 0) },
+          principal: { kind: 'anonymous' },
+          sysadmin: false,
+          notice: 'The primary server cannot be reached to confirm your sign-in right now: this page shows what visitors see until it can.',
+        };
       }
     },
-    async sysadmin() {
-      return false;
-    },
-    signedOut(session) {
-      headers.delete(session.id);
-    },
+    signOut: (s) => rest.auth.closeWebSession(s.id),
   };
 }
 
 export async function registerMirrorWeb(app: FastifyInstance, deps: MirrorWebDeps): Promise<void> {
   const { rest } = deps;
   const config = rest.config;
-  const sessions = new WebSessions(deps.db, { idleMs: config.web.sessionIdleMinutes * 60_000, maxMs: config.web.sessionMaxHours * 3_600_000 });
   await registerWeb(app, {
     mode: 'mirror',
     product: config.displayName,
-    sessions,
-    identity: mirrorIdentity(rest, deps.log),
+    auth: mirrorAuth(rest, deps.log),
+    nodeId: rest.identity.nodeId,
     log: deps.log,
     routes: (scope, web) => routes(scope, web, deps),
   });

@@ -8,30 +8,39 @@ import type { Principal } from '../access/authorize.js';
 import { Errors, isMirrorfarmError, MirrorfarmError } from '../errors.js';
 import type { Logger } from '../obs/logger.js';
 import { sendPage, STATIC_FILES, type LayoutData } from './render.js';
-import { clearCookie, cookieOf, LOGIN_CSRF_COOKIE, randomToken, sameSecret, sessionCookie, setCookie, type WebSession, type WebSessions } from './sessions.js';
+import { clearCookie, cookieOf, LOGIN_CSRF_COOKIE, randomToken, sameSecret, sessionCookie, setCookie, type WebSession } from './sessions.js';
 
 export const CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
-/** How a mode turns a password into a user, and a session back into a principal. */
-export interface WebIdentity {
-  /**
-   * Checks a password with the same authenticator (and login throttle) as git and the REST API; throws its
-   * MirrorfarmError (BAD_CREDENTIALS, TOO_MANY_LOGIN_ATTEMPTS, ...).
-   */
-  signIn(name: string, password: string, address: string): Promise<{ id: number; name: string }>;
-  /** Called once the new session exists (a mirror keeps what it needs to ask the primary for this session). */
-  signedIn?(session: WebSession, name: string, password: string): void;
-  /** The principal of a live session; undefined when it no longer stands (user deactivated, node restarted). */
-  principal(session: WebSession): Promise<Principal | undefined>;
+/** A session named by a cookie, as it stands on this request. */
+export interface ResumedSession {
+  session: WebSession;
+  principal: Principal;
   /** Whether the principal is a system administrator (primary: authorize on the system resource). */
-  sysadmin(principal: Principal, session: WebSession): Promise<boolean>;
-  signedOut?(session: WebSession): void;
+  sysadmin: boolean;
+  /** Why the page shows less than the user may see (a mirror that cannot reach its primary right now). */
+  notice?: string;
+}
+
+/** How a mode signs users in and finds their sessions again. */
+export interface WebAuth {
+  /**
+   * Checks a password with the same authenticator (and login throttle) as git and the REST API, and opens a new
+   * session; throws its MirrorfarmError (BAD_CREDENTIALS, TOO_MANY_LOGIN_ATTEMPTS, ...).
+   */
+  signIn(name: string, password: string, address: string): Promise<WebSession>;
+  /** The session a cookie names; undefined when it no longer stands (signed out, timed out, user deactivated). */
+  resume(cookie: string): Promise<ResumedSession | undefined>;
+  signOut(session: WebSession): Promise<void>;
+  /** Deletes sessions past their timeouts, where this mode keeps them. */
+  prune?(): Promise<number>;
 }
 
 export interface WebRequestState {
   session?: WebSession;
   principal: Principal;
   sysadmin: boolean;
+  notice?: string;
 }
 
 export interface Web {
@@ -46,9 +55,10 @@ export interface Web {
 export interface WebOptions {
   mode: 'primary' | 'mirror';
   product: string;
-  sessions: WebSessions;
-  identity: WebIdentity;
+  auth: WebAuth;
   log: Logger;
+  /** A mirror node's id, sent with every page (X-Mirrorfarm-Node), so that an operator sees which node of a farm answered. */
+  nodeId?: string;
   routes(app: FastifyInstance, web: Web): void;
 }
 
@@ -60,7 +70,7 @@ export function safeNext(next: unknown): string {
 }
 
 export async function registerWeb(app: FastifyInstance, options: WebOptions): Promise<void> {
-  const { sessions, identity } = options;
+  const { auth } = options;
   const SESSION_COOKIE = sessionCookie(options.mode);
   const states = new WeakMap<FastifyRequest, WebRequestState>();
 
@@ -72,8 +82,10 @@ export async function registerWeb(app: FastifyInstance, options: WebOptions): Pr
         title,
         product: options.product,
         mode: options.mode,
-        user: state.session ? { name: state.session.userName, sysadmin: state.sysadmin } : undefined,
+        // A session whose user could not be confirmed right now has no name to show (see ResumedSession.notice).
+        user: state.session?.userName ? { name: state.session.userName, sysadmin: state.sysadmin } : undefined,
         csrf: state.session?.csrfToken,
+        ...(state.notice ? { sessionNotice: state.notice } : {}),
         ...(section ? { section } : {}),
       };
     },
@@ -100,16 +112,15 @@ export async function registerWeb(app: FastifyInstance, options: WebOptions): Pr
       reply.header('x-content-type-options', 'nosniff');
       reply.header('referrer-policy', 'same-origin');
       reply.header('x-frame-options', 'DENY');
+      if (options.nodeId) reply.header('x-mirrorfarm-node', options.nodeId);
       const id = cookieOf(request, SESSION_COOKIE);
       if (!id) return;
-      const session = await sessions.find(id);
-      const principal = session ? await identity.principal(session) : undefined;
-      if (!session || !principal) {
-        if (session) await sessions.destroy(session.id);
+      const resumed = await auth.resume(id);
+      if (!resumed) {
         clearCookie(reply, SESSION_COOKIE);
         return;
       }
-      states.set(request, { session, principal, sysadmin: await identity.sysadmin(principal, session) });
+      states.set(request, { session: resumed.session, principal: resumed.principal, sysadmin: resumed.sysadmin, ...(resumed.notice ? { notice: resumed.notice } : {}) });
     });
 
     // Every state-changing request of the pages carries the session's CSRF token (sign-in: the form's cookie).
@@ -148,35 +159,29 @@ export async function registerWeb(app: FastifyInstance, options: WebOptions): Pr
       const name = typeof body.username === 'string' ? body.username.trim() : '';
       const password = typeof body.password === 'string' ? body.password : '';
       if (!name || !password) return loginPage(request, reply, next, 'Enter your username and password.', 400, name);
-      let user: { id: number; name: string };
+      let session: WebSession;
       try {
-        user = await identity.signIn(name, password, request.ip);
+        session = await auth.signIn(name, password, request.ip);
       } catch (err) {
-        if (!(err instanceof MirrorfarmError) || err.status >= 500) throw err;
+        // A primary that cannot be reached (a mirror's 502/503) is said on the form; a fault of this server is not.
+        if (!(err instanceof MirrorfarmError) || err.status === 500) throw err;
         if (err.retryAfterSeconds !== undefined) reply.header('retry-after', String(err.retryAfterSeconds));
         const message = err.code === Errors.badCredentials.code ? 'Wrong username or password.' : err.message;
         return loginPage(request, reply, next, message, err.status, name);
       }
       // A new id at every sign-in; the session the browser had (if any) ends.
       const old = web.state(request).session;
-      if (old) {
-        identity.signedOut?.(old);
-        await sessions.destroy(old.id);
-      }
-      const session = await sessions.create(user);
-      identity.signedIn?.(session, name, password);
+      if (old) await auth.signOut(old).catch((err: Error) => request.log.warn({ err }, 'could not end the previous web session'));
       setCookie(reply, SESSION_COOKIE, session.id);
       clearCookie(reply, LOGIN_CSRF_COOKIE);
-      request.log.info({ user: user.name }, 'signed in to the web interface');
+      request.log.info({ user: session.userName }, 'signed in to the web interface');
       return reply.redirect(next, 303);
     });
 
     scope.post('/logout', async (request, reply) => {
       const session = web.state(request).session;
-      if (session) {
-        identity.signedOut?.(session);
-        await sessions.destroy(session.id);
-      }
+      // The cookie goes whatever happens; a session the server could not end runs out by its idle timeout.
+      if (session) await auth.signOut(session).catch((err: Error) => request.log.warn({ code: (err as MirrorfarmError).code, err }, 'could not end the web session'));
       clearCookie(reply, SESSION_COOKIE);
       return reply.redirect('/', 303);
     });
@@ -190,10 +195,13 @@ export async function registerWeb(app: FastifyInstance, options: WebOptions): Pr
     return sendPage(reply, 'login', { ...web.layout(request, 'Sign in', 'login'), loginCsrf: token, next, error, username }, status);
   }
 
-  const timer = setInterval(() => {
-    sessions.prune().catch((err: Error) => options.log.warn({ err }, 'pruning web sessions failed'));
-  }, 600_000).unref();
-  app.addHook('onClose', async () => clearInterval(timer));
+  if (auth.prune) {
+    const prune = auth.prune.bind(auth);
+    const timer = setInterval(() => {
+      prune().catch((err: Error) => options.log.warn({ err }, 'pruning web sessions failed'));
+    }, 600_000).unref();
+    app.addHook('onClose', async () => clearInterval(timer));
+  }
 }
 
 function toError(error: unknown): MirrorfarmError {

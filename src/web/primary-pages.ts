@@ -13,11 +13,12 @@ import { Errors } from '../errors.js';
 import type { Mirroring } from '../primary/wire.js';
 import type { AppContext } from '../server/context.js';
 import type { Mirror } from '../store/tables.js';
-import { registerWeb, type Web, type WebIdentity } from './plugin.js';
+import { registerWeb, type Web, type WebAuth } from './plugin.js';
 import { UserPreferences } from './preferences.js';
 import { sendPage } from './render.js';
 import { registerAccountPages } from './account-pages.js';
 import { registerAdminPages } from './admin-pages.js';
+import { pageLinks, startOf } from './paging.js';
 import { registerRepositoryPages, repoPath } from './repo-pages.js';
 import { registerSettingsPages } from './settings-pages.js';
 import { WebSessions } from './sessions.js';
@@ -45,24 +46,29 @@ export function mirrorSummary(m: Details): string {
   return `Synchronizing ${synced} of ${total}`;
 }
 
-function primaryIdentity(context: AppContext): WebIdentity {
+function primaryAuth(context: AppContext, sessions: WebSessions): WebAuth {
   return {
     async signIn(name, password, address) {
       // Tokens are for git and the REST API: a web session has the user's full rights, a token may have less.
       if (password.startsWith('mft_')) throw Errors.webTokenSignIn();
       const principal = await context.authenticator.fromAuthorizationHeader(`Basic ${Buffer.from(`${name}:${password}`, 'utf8').toString('base64')}`, { address });
       if (principal.kind !== 'user' || principal.via !== 'password') throw Errors.webTokenSignIn();
-      return { id: principal.userId, name: principal.name };
+      return sessions.create({ id: principal.userId, name: principal.name });
     },
     // Read again on every request: a deactivated or deleted user is signed out at once, a new group applies at once.
-    async principal(session) {
+    async resume(cookie) {
+      const session = await sessions.find(cookie);
+      if (!session) return undefined;
       const user = await context.users.byId(session.userId);
-      if (!user?.active) return undefined;
-      return userPrincipal(user, 'password', await context.users.isSysadmin(user));
+      if (!user?.active) {
+        await sessions.destroy(session.id);
+        return undefined;
+      }
+      const principal = userPrincipal(user, 'password', await context.users.isSysadmin(user));
+      return { session, principal, sysadmin: isSysadmin(principal) };
     },
-    async sysadmin(principal) {
-      return isSysadmin(principal);
-    },
+    signOut: (session) => sessions.destroy(session.id),
+    prune: () => sessions.prune(),
   };
 }
 
@@ -72,8 +78,7 @@ export async function registerPrimaryWeb(app: FastifyInstance, context: AppConte
   await registerWeb(app, {
     mode: 'primary',
     product: config.displayName,
-    sessions,
-    identity: primaryIdentity(context),
+    auth: primaryAuth(context, sessions),
     log: context.log,
     routes: (scope, web) => {
       registerHome(scope, web, context);
@@ -109,12 +114,40 @@ async function readableProjects(context: AppContext, principal: Principal, searc
     .filter((p) => matches(p.key, p.name) || p.repositories.length > 0);
 }
 
+/** Projects per page of the projects list, repositories shown per project there, and per page of a project's own page. */
+const PROJECTS_PER_PAGE = 20;
+const REPOS_PER_PROJECT = 25;
+const REPOS_PER_PAGE = 50;
+
 function registerHome(app: FastifyInstance, web: Web, context: AppContext): void {
   app.get<{ Querystring: { q?: string; done?: string } }>('/', async (request, reply) => {
     const q = typeof request.query.q === 'string' ? request.query.q.slice(0, 200) : '';
-    const projects = await readableProjects(context, web.state(request).principal, q);
+    const start = startOf(request);
+    const all = await readableProjects(context, web.state(request).principal, q);
+    const projects = all.slice(start, start + PROJECTS_PER_PAGE).map((p) => ({
+      ...p,
+      href: `/projects/${encodeURIComponent(p.key)}`,
+      repositories: p.repositories.slice(0, REPOS_PER_PROJECT),
+      moreRepositories: Math.max(0, p.repositories.length - REPOS_PER_PROJECT),
+    }));
+    const paging = pageLinks('/', { q }, start, PROJECTS_PER_PAGE, all.length > start + PROJECTS_PER_PAGE);
     const notice = request.query.done === 'deleted' ? 'Deleted.' : undefined;
-    return sendPage(reply, 'home', { ...web.layout(request, 'Projects', 'projects'), projects, q, notice });
+    return sendPage(reply, 'home', { ...web.layout(request, 'Projects', 'projects'), projects, paging, q, notice });
+  });
+
+  // A project's repositories, a page at a time; the same 404 for a project the user cannot see as for none.
+  app.get<{ Params: { key: string } }>('/projects/:key', async (request, reply) => {
+    const principal = web.state(request).principal;
+    const key = request.params.key.toUpperCase();
+    const project = (await readableProjects(context, principal, '')).find((p) => p.key === key);
+    if (!project) throw Errors.projectNotFound(request.params.key);
+    const start = startOf(request);
+    return sendPage(reply, 'project', {
+      ...web.layout(request, project.name, 'projects'),
+      project: { ...project, repositories: project.repositories.slice(start, start + REPOS_PER_PAGE) },
+      total: project.repositories.length,
+      paging: pageLinks(`/projects/${encodeURIComponent(project.key)}`, {}, start, REPOS_PER_PAGE, project.repositories.length > start + REPOS_PER_PAGE),
+    });
   });
 }
 

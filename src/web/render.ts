@@ -23,6 +23,8 @@ export interface LayoutData {
   section?: string;
   /** A one-off message shown above the content (after a redirect). */
   notice?: string | undefined;
+  /** Why this page shows less than the signed-in user may see (the session could not be confirmed right now). */
+  sessionNotice?: string | undefined;
 }
 
 export function render(template: string, data: LayoutData & Record<string, unknown>): string {

@@ -16,6 +16,7 @@ import { Errors } from '../errors.js';
 import { checkPath, COMMIT_ID } from '../git/browse.js';
 import type { Mirroring } from '../primary/wire.js';
 import type { AppContext } from '../server/context.js';
+import { pageLinks, startOf } from './paging.js';
 import type { Web } from './plugin.js';
 import type { UserPreferences } from './preferences.js';
 import { sendPage } from './render.js';
@@ -25,6 +26,7 @@ type Query = { at?: string; done?: string };
 
 const MIRROR_ID = /^[0-9A-F]{4}(-[0-9A-F]{4}){3}$/;
 const LIST_LIMIT = 100;
+const COMMITS_PER_PAGE = 50;
 const NOTICES: Record<string, string> = {
   preferred: 'Saved: this mirror is listed first on every repository it serves.',
   cleared: 'Your preferred mirror is cleared.',
@@ -211,8 +213,11 @@ export function registerRepositoryPages(app: FastifyInstance, web: Web, context:
     const known = await refs(v);
     const rev = await resolve(v, request.query.at, known);
     const base = repoPath(v.project.key, v.repo.slug);
-    const commits = rev ? await browser.log(store.pathOf(v.repo.id), rev.commit, 50) : [];
-    return sendPage(reply, 'repo-commits', { ...(await header(request, v, known, rev, 'commits')), commits: commits.map((c) => commitRow(base, c)) });
+    // One more than a page: whether a "next" page exists, without counting the whole history.
+    const start = startOf(request);
+    const commits = rev ? await browser.log(store.pathOf(v.repo.id), rev.commit, COMMITS_PER_PAGE + 1, '', start) : [];
+    const paging = pageLinks(`${base}/commits`, { at: request.query.at ?? '' }, start, COMMITS_PER_PAGE, commits.length > COMMITS_PER_PAGE);
+    return sendPage(reply, 'repo-commits', { ...(await header(request, v, known, rev, 'commits')), commits: commits.slice(0, COMMITS_PER_PAGE).map((c) => commitRow(base, c)), paging, start });
   });
 
   // The user's preferred mirror: only one that serves this repository in sync now can be chosen.

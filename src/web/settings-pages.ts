@@ -4,7 +4,7 @@
 // repositoryFor() with 'admin' (authorize() underneath), requireSysadmin() for new projects; the grants go through
 // the Permissions service with the same guard as the REST API, so nobody lowers their own access here.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { PERMISSION_LEVELS, type Principal } from '../access/authorize.js';
+import { effectiveLevel, Level, PERMISSION_LEVELS, type Principal } from '../access/authorize.js';
 import { projectFor, repositoryFor, requireSysadmin } from '../api/access.js';
 import { actorOf } from '../api/repos.js';
 import type { Grantee, Target } from '../domain/permissions.js';
@@ -24,6 +24,8 @@ const NOTICES: Record<string, string> = {
   granted: 'The permission is granted. It applies at once.',
   revoked: 'The permission is revoked. It applies at once.',
   created: 'Created.',
+  moved: 'The repository is moved: these are its new clone URLs; the old ones no longer work.',
+  rekeyed: 'The project key is changed: its repositories have new clone URLs; the old ones no longer work.',
 };
 
 export function registerSettingsPages(app: FastifyInstance, web: Web, context: AppContext): void {
@@ -122,6 +124,21 @@ export function registerSettingsPages(app: FastifyInstance, web: Web, context: A
     return reply.redirect(`${projectPath(project.key)}/settings?done=saved`, 303);
   });
 
+  // Bitbucket allows a new key (PUT /projects/{key} with key): the repositories keep their ids, their URLs change.
+  app.post<{ Params: { key: string }; Body: Body }>('/projects/:key/key', async (request, reply) => {
+    const project = await projectFor(context, principalOf(request)!, request.params.key, 'admin');
+    const key = field(request.body, 'key');
+    let updated = project;
+    try {
+      if (!key) throw Errors.invalid('Enter the new key.');
+      updated = await projects.update(project, { key });
+    } catch (err) {
+      return projectPage(request, reply, project.key, { keyError: formError(err), form: { key } }, 400);
+    }
+    request.log.info({ from: project.key, to: updated.key }, 'project key changed in the web interface');
+    return reply.redirect(`${projectPath(updated.key)}/settings?done=${updated.key === project.key ? 'saved' : 'rekeyed'}`, 303);
+  });
+
   app.post<{ Params: { key: string }; Body: Body }>('/projects/:key/repos/new', async (request, reply) => {
     const principal = principalOf(request)!;
     const project = await projectFor(context, principal, request.params.key, 'admin');
@@ -190,12 +207,38 @@ export function registerSettingsPages(app: FastifyInstance, web: Web, context: A
         canAdmin: true,
         refQuery: '',
         ...(await grants({ project: v.project, repo: v.repo })),
+        moveTargets: await moveTargets(principalOf(request)!, v.project.id),
         notice: NOTICES[query?.done ?? ''],
         ...extra,
       },
       status,
     );
   }
+
+  /** The projects this user may move a repository to: those they administer (PROJECT_ADMIN, as the REST API asks). */
+  async function moveTargets(principal: Principal, currentId: number) {
+    const index = await permissions.accessIndex(principal);
+    return (await projects.list()).filter((p) => p.id !== currentId && effectiveLevel(principal, index.project(p)) >= Level.ADMIN).map((p) => ({ key: p.key, name: p.name }));
+  }
+
+  // Bitbucket's PUT repos/{slug} with project.key: PROJECT_ADMIN on the target too (projectFor() decides, and
+  // answers 404 for a project the user cannot see, as for any other).
+  app.post<{ Params: { key: string; slug: string }; Body: Body }>('/projects/:key/repos/:slug/move', async (request, reply) => {
+    const principal = principalOf(request)!;
+    const v = await repoView(request, principal);
+    const key = field(request.body, 'project');
+    let moved;
+    try {
+      if (!key) throw Errors.invalid('Choose the project to move the repository to.');
+      const target = await projectFor(context, principal, key, 'admin');
+      if (target.id === v.project.id) throw Errors.invalid(`The repository is already in ${target.key}.`);
+      moved = { project: target, repo: await repositories.update(v, { project: target }) };
+    } catch (err) {
+      return repoPage(request, reply, { moveError: formError(err) }, 400);
+    }
+    request.log.info({ repositoryId: v.repo.id, from: v.project.key, to: moved.project.key }, 'repository moved in the web interface');
+    return reply.redirect(`${repoPath(moved.project.key, moved.repo.slug)}/settings?done=moved`, 303);
+  });
 
   app.get<{ Params: { key: string; slug: string } }>('/projects/:key/repos/:slug/settings', async (request, reply) => {
     if (!principalOf(request, reply)) return reply;

@@ -7,6 +7,7 @@ import type { PublishRounds } from '../../primary/metrics.js';
 import type { MirrorState, SyncedRepository } from '../../primary/mirror-state.js';
 import type { MirrorRegistry } from '../../primary/mirrors.js';
 import type { StreamHub } from '../../primary/streams.js';
+import type { MirrorWebSessions } from '../../primary/web-sessions.js';
 import type { AppContext } from '../../server/context.js';
 import type { Mirror } from '../../store/tables.js';
 
@@ -19,6 +20,8 @@ export interface MirroringServices {
   streams: StreamHub;
   coordinator: PublishCoordinator;
   delegatedAuth: DelegatedAuth;
+  /** Web sign-ins on mirrors, valid on every node of the mirror's farm. */
+  webSessions: MirrorWebSessions;
   /** Called when a report brought repositories in sync on a whole mirror (webhook). */
   onSynchronized?: (mirror: Mirror, repositories: SyncedRepository[]) => void;
   /** Publish rounds in progress, for the prepare-to-commit metrics. */

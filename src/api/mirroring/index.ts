@@ -11,6 +11,7 @@ import type { MirroringServices } from './common.js';
 import { registerMembershipRoutes } from './membership.js';
 import { registerMirrorRoutes } from './mirror.js';
 import { registerPublicRoutes } from './public.js';
+import { registerWebSessionRoutes } from './web-sessions.js';
 import { tolerateEmptyJsonBody } from '../empty-json-body.js';
 
 export type { MirroringServices } from './common.js';
@@ -22,5 +23,6 @@ export async function registerMirroringApi(app: FastifyInstance, context: AppCon
     registerAdminRoutes(api, context, services);
     registerMirrorRoutes(api, context, services);
     registerMembershipRoutes(api, context, services);
+    registerWebSessionRoutes(api, services);
   });
 }

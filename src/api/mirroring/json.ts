@@ -165,6 +165,7 @@ export const DiscoveryJson = Type.Object({
 export const AuthenticateJson = Type.Object({
   user: Nullable(Type.Object({ id: Type.Integer(), name: Type.String(), sysadmin: Type.Boolean() })),
   access: Type.Record(Type.String(), Type.Union([Type.Literal('READ'), Type.Literal('NONE')])),
+  webSession: Type.Optional(Type.Object({ id: Type.Integer(), createdDate: Type.Integer() }, { description: 'For web-session credentials.' })),
 });
 
 export const MirroredRepositoryDescriptorJson = Type.Object(

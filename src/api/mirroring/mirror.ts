@@ -71,10 +71,11 @@ const PreparedBody = Type.Object({
 
 const AuthenticateBody = Type.Object({
   credentials: Type.Object({
-    type: Type.Union([Type.Literal('basic'), Type.Literal('ssh-key'), Type.Literal('anonymous')]),
+    type: Type.Union([Type.Literal('basic'), Type.Literal('ssh-key'), Type.Literal('web-session'), Type.Literal('anonymous')]),
     username: Type.Optional(Type.String({ maxLength: 255 })),
     password: Type.Optional(Type.String({ maxLength: 4096 })),
     publicKey: Type.Optional(Type.String({ maxLength: 16_384 })),
+    secret: Type.Optional(Type.String({ maxLength: 100, description: 'For type web-session: the secret mirror/web-sessions returned.' })),
   }),
   repositoryIds: Type.Array(Type.Integer(), { maxItems: 1000 }),
   clientAddress: Type.Optional(Type.String({ maxLength: 100, description: 'The IP address the user connected to the mirror from, for the login throttle.' })),
@@ -298,7 +299,7 @@ export function registerMirrorRoutes(app: FastifyInstance, context: AppContext, 
         summary: 'Authenticate a user on behalf of a mirror (mirror)',
         description:
           'Delegated authentication: `credentials` is `{type:"basic", username, password}` (password or access token), `{type:"ssh-key", publicKey}` (the mirror ' +
-          'verified the signature) or `{type:"anonymous"}`. Answers the user and READ or NONE per repository asked about; never more than READ, and NONE for ' +
+          'verified the signature), `{type:"web-session", secret}` (a web sign-in this mirror opened with mirror/web-sessions) or `{type:"anonymous"}`. Answers the user and READ or NONE per repository asked about; never more than READ, and NONE for ' +
           'repositories the mirror does not carry. 401 with the primary\'s message for wrong credentials; 429 with Retry-After while the login throttle holds ' +
           'the user\'s `clientAddress` or account.',
         body: AuthenticateBody,
@@ -313,7 +314,9 @@ export function registerMirrorRoutes(app: FastifyInstance, context: AppContext, 
           ? { type: 'basic' as const, username: credentials.username ?? '', password: credentials.password ?? '' }
           : credentials.type === 'ssh-key'
             ? { type: 'ssh-key' as const, publicKey: credentials.publicKey ?? '' }
-            : { type: 'anonymous' as const };
+            : credentials.type === 'web-session'
+              ? { type: 'web-session' as const, secret: credentials.secret ?? '' }
+              : { type: 'anonymous' as const };
       // The login throttle counts the user's own address, which only the mirror knows; without it, the mirror's
       // users share one budget rather than escape the per-address limit.
       return delegatedAuth.authenticate(mirror, typed, repositoryIds, clientAddress ?? `mirror:${mirror.id}`);
