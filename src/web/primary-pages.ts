@@ -75,6 +75,18 @@ function primaryAuth(context: AppContext, sessions: WebSessions): WebAuth {
 export async function registerPrimaryWeb(app: FastifyInstance, context: AppContext, mirroring: Pick<Mirroring, 'registry' | 'state'>): Promise<void> {
   const { config } = context;
   const sessions = new WebSessions(context.db, { idleMs: config.web.sessionIdleMinutes * 60_000, maxMs: config.web.sessionMaxHours * 3_600_000 });
+  // A new password ends the user's sign-ins (someone who had the old one, or a session left open elsewhere, is out),
+  // as it ends their sessions on mirrors.
+  const unsubscribe = context.events.subscribe((events) => {
+    for (const event of events) {
+      if (event.type !== 'user.updated' || event.credentials !== 'password' || typeof event.userId !== 'number') continue;
+      sessions
+        .destroyForUser(event.userId)
+        .then((ended) => ended && context.log.info({ user: event.name, sessions: ended }, 'password changed: ended the user\'s web sessions'))
+        .catch((err: Error) => context.log.error({ err }, 'could not end the web sessions of a user whose password changed'));
+    }
+  });
+  app.addHook('onClose', async () => unsubscribe());
   await registerWeb(app, {
     mode: 'primary',
     product: config.displayName,

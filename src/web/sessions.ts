@@ -81,6 +81,12 @@ export class WebSessions {
     await this.db.deleteFrom('web_sessions').where('id_hash', '=', hash(id)).execute();
   }
 
+  /** Ends every session of a user; returns how many. */
+  async destroyForUser(userId: number): Promise<number> {
+    const result = await this.db.deleteFrom('web_sessions').where('user_id', '=', userId).executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+
   /** Deletes sessions past either timeout; returns how many. */
   async prune(): Promise<number> {
     const now = this.clock();

@@ -39,7 +39,7 @@ async function node(behaviour: Behaviour): Promise<FakeNode> {
 function rotationOf(nodes: () => RotationNode[]) {
   const applied: Upstream[][] = [];
   const rotation = startRotation({
-    balancer: { setUpstreams: async (upstreams) => void applied.push(upstreams) },
+    balancer: { setUpstreams: async (upstreams) => void applied.push([...upstreams]) },
     nodes,
     caFile: ca.caCert,
     intervalMs: 60_000, // probed by hand below

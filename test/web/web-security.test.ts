@@ -150,6 +150,26 @@ describe('web interface security', () => {
     await screenshot(page, 'admin-mirrors-phone');
     await context.close();
   });
+  it('ends every sign-in of a user whose password changes (regression: primary sessions outlived a new password)', async () => {
+    const carol = await createUser(primary, 'carol');
+    const { context, page } = await signedInAs(carol);
+    const cookie = await sessionCookie(context);
+    const password = 'carol-password-2';
+    const changed = await api(primary, 'PUT', '/rest/api/1.0/admin/users/credentials', { name: 'carol', password, passwordConfirm: password });
+    assert.equal(changed.status, 204, changed.text);
+    // The session goes with the event that the change publishes; the page then shows a visitor.
+    let replay = await rawRequest(primary, 'GET', '/account', { headers: { cookie: `${cookie!.name}=${cookie!.value}` } });
+    for (let i = 0; i < 50 && replay.status !== 303; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      replay = await rawRequest(primary, 'GET', '/account', { headers: { cookie: `${cookie!.name}=${cookie!.value}` } });
+    }
+    assert.equal(replay.status, 303, 'the old session is refused');
+    assert.match(String(replay.headers.location), /^\/login\?next=/);
+    await page.reload();
+    await page.getByRole('banner').getByRole('link', { name: 'Sign in' }).waitFor();
+    await context.close();
+  });
+
   // Last: it leaves the test's address throttled for sign-ins.
   it('throttles sign-in attempts with the same limiter as git and the REST API', async () => {
     const context = await newContext(browser);
