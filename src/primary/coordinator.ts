@@ -195,13 +195,15 @@ export class PublishCoordinator {
     if (members.size > 0 && this.membership.takeUnagreed(mirrorId, nodeId)) return { member: false, resync: true };
     if (members.size === 0) this.forgetCommits(mirrorId); // the first member's state is the farm's from now on
     this.membership.admit(mirrorId, nodeId);
-    // What it staged as a follower now counts in the rounds it joins.
+    // What it staged as a follower now counts as staged by a member, also where no member has staged that hash
+    // yet: the node will not stage it again, so a round that starts later must find it (else it waits on the
+    // node for a whole prepare timeout and evicts it).
     const prefix = `${mirrorId}\u0000`;
     for (const [key, entry] of this.pending) {
       if (!key.startsWith(prefix)) continue;
       const hash = entry.followers.get(nodeId);
       entry.followers.delete(nodeId);
-      if (hash !== undefined && entry.rounds.has(hash)) {
+      if (hash !== undefined) {
         entry.prepared.set(nodeId, hash);
         entry.preparedAt.set(nodeId, Date.now());
       }

@@ -153,6 +153,18 @@ describe('two-phase publish coordinator', () => {
     c.stop();
   });
 
+  it('counts what a follower staged before any member did once it joins (regression: it was evicted for a round it had staged)', async () => {
+    const { farm, c } = setup(['a'], 150);
+    farm.served = new Map([['a', H1]]);
+    assert.deepEqual(await c.prepared('M', 'x', 5, H2), { commit: false }, 'ahead of the farm: wait');
+    assert.deepEqual(await c.join('M', 'x'), { member: true });
+    assert.deepEqual(await c.prepared('M', 'a', 5, H2), { commit: true }, 'both members have staged H2');
+    assert.deepEqual(farm.commits.map((x) => [x.node, x.refStateHash]), [['x', H2]], 'the joined node is told to publish');
+    await sleep(250);
+    assert.deepEqual([...farm.evictedNodes], []);
+    c.stop();
+  });
+
   it('tells a node that published alone to stage again once others joined, then admits it', async () => {
     const { membership, c } = setup([], 10_000);
     assert.deepEqual(await c.prepared('M', 'x', 1, H1), { commit: true });
