@@ -158,6 +158,7 @@ export const DiscoveryJson = Type.Object({
     enabled: Type.Boolean(),
     host: Type.Optional(Type.String()),
     port: Type.Optional(Type.Integer()),
+    user: Type.Optional(Type.String({ description: 'The account SSH clients log in as (ssh.user): ssh://USER@HOST:PORT/...' })),
     hostKeys: Type.Array(Type.String({ description: 'OpenSSH public host keys, "ssh-ed25519 AAAA...": pin them in known_hosts.' })),
   }),
 });

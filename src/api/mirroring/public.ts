@@ -60,7 +60,7 @@ export function registerPublicRoutes(app: FastifyInstance, context: AppContext, 
         version: context.version,
         baseUrl: context.urls.base(),
         displayName: context.config.displayName,
-        ssh: ssh ? { enabled: true, host: ssh.host, port: ssh.port, hostKeys: context.sshHostKeys() } : { enabled: false, hostKeys: [] },
+        ssh: ssh ? { enabled: true, host: ssh.host, port: ssh.port, user: context.config.ssh.user, hostKeys: context.sshHostKeys() } : { enabled: false, hostKeys: [] },
       };
     },
   );
