@@ -75,15 +75,15 @@ function sshdMetrics(registry: Registry) {
 
 /**
  * sshd's refusals, which only its log shows: `sshd -e` prints them one per line (OpenSSH 9's wording). Each
- * connection's authentication counts once, as with the built-in server's metric.
+ * connection's authentication counts once, as with the built-in server's metric. Login timeouts are not
+ * counted: sshd does not log them (they happen in a signal handler).
  */
 const LOG_OUTCOMES: Array<[RegExp, 'auth_success' | 'auth_failure' | 'refused' | 'login_timeout' | 'too_many_auth_attempts']> = [
   [/^Accepted publickey for /, 'auth_success'],
   [/^Connection (closed|reset) by authenticating user /, 'auth_failure'],
   [/^Disconnected from authenticating user /, 'auth_failure'],
-  [/^error: maximum authentication attempts exceeded /, 'too_many_auth_attempts'],
+  [/^(error: )?maximum authentication attempts exceeded /, 'too_many_auth_attempts'],
   [/past Max ?Startups/i, 'refused'],
-  [/^Timeout before authentication /, 'login_timeout'],
 ];
 
 export class OpenSshFrontEnd implements SshFrontEnd {
