@@ -4,7 +4,8 @@
 // push through and the primary's `mirrorfarm-push`. Front ends differ only in how they reach the client's
 // stdio and how git is started (in this process with piped stdio, or by the session script with the client's
 // own file descriptors), so both give the same answers to the same requests.
-import type { Readable, Writable } from 'node:stream';
+import { PassThrough, type Readable, type Writable } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import ssh2 from 'ssh2';
 import type { Principal } from '../../access/authorize.js';
 import type { RepositoryView } from '../../domain/repositories.js';
@@ -94,6 +95,35 @@ const revokedError = () =>
 export function publicKeyText(blob: Buffer): string {
   const parsed = ssh2.utils.parseKey(blob);
   return parsed && !(parsed instanceof Error) && !Array.isArray(parsed) ? `${parsed.type} ${blob.toString('base64')}` : '';
+}
+
+/**
+ * git in this process, its stdio piped through the session's streams (the built-in server's channel, or the
+ * OpenSSH front end's socket once the session's input was read here). Resolves with git's exit code once its
+ * output is delivered, or at once when the client is gone (`launch.signal`).
+ */
+export async function runGitPiped(git: GitService, launch: GitLaunch, streams: SshStreams): Promise<number> {
+  const run = git.run(launch.view, launch.service, { transport: 'ssh', principal: launch.principal, mode: 'stream', gitProtocol: launch.gitProtocol, signal: launch.signal });
+  // git's stdout goes through a PassThrough, not straight into the channel: piping would end the channel
+  // when git's output ends, and ssh2 closes an ended server channel at once, before the exit status.
+  const output = new PassThrough({ highWaterMark: 256 * 1024 });
+  output.pipe(streams.output, { end: false });
+  run.connect(streams.input, output);
+  run.child.stderr.pipe(streams.stderr, { end: false });
+  const gone = new Promise<void>((resolve) => {
+    const detach = () => {
+      output.unpipe(streams.output);
+      output.resume(); // whatever git still writes is discarded, so that it never blocks on a dead channel
+      run.child.stderr.unpipe(streams.stderr);
+      resolve();
+    };
+    if (launch.signal.aborted) detach();
+    else launch.signal.addEventListener('abort', detach, { once: true });
+  });
+  const exitCode = await run.child.exited;
+  await run.done;
+  await Promise.race([finished(output).catch(() => {}), gone]);
+  return exitCode ?? 1;
 }
 
 export class SshExecHandler {

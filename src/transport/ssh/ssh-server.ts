@@ -12,8 +12,7 @@
 // - Unauthenticated connections are bounded in number and in time, auth attempts per connection are bounded,
 //   and nothing but "env GIT_PROTOCOL" and "exec git-upload-pack|git-receive-pack PATH" is accepted.
 import { createServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
-import { PassThrough, type Writable } from 'node:stream';
-import { finished } from 'node:stream/promises';
+import type { Writable } from 'node:stream';
 import ssh2, { type AuthContext, type Connection, type NegotiatedAlgorithms, type PublicKeyAuthContext, type ServerChannel, type Session } from 'ssh2';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { fingerprintOf } from '../../domain/users.js';
@@ -23,7 +22,7 @@ import type { Metrics } from '../../obs/metrics.js';
 import { validGitProtocol } from '../git-service.js';
 import { printable } from './command.js';
 import { SSH_ALGORITHMS } from './algorithms.js';
-import { SshExecHandler, type ExecHandlerDeps, type ExecResult, type GitLaunch, type SshSessionIo } from './exec-handler.js';
+import { runGitPiped, SshExecHandler, type ExecHandlerDeps, type ExecResult, type SshSessionIo } from './exec-handler.js';
 import { loadOrCreateHostKeys, loadSharedHostKeys, type HostKey } from './host-keys.js';
 import { DEFAULT_SSH_LIMITS, type SshLimits } from './limits.js';
 import type { SshFrontEnd } from './front-end.js';
@@ -572,7 +571,7 @@ export class SshServer implements SshFrontEnd {
     conn.socket.once('close', onGone);
     const io: SshSessionIo = {
       streams: () => ({ input: channel, output: channel, stderr: channel.stderr }),
-      runGit: (launch) => this.runGit(channel, launch),
+      runGit: (launch) => runGitPiped(this.deps.git, launch, { input: channel, output: channel, stderr: channel.stderr }),
     };
     const caller = { keyBlob: conn.keyBlob!, ownerId: conn.ownerId!, logContext: { conn: conn.id, remote: conn.remote, user: conn.user } };
     let result: ExecResult;
@@ -589,30 +588,5 @@ export class SshServer implements SshFrontEnd {
     if (conn.closed || abort.signal.aborted) return this.afterChannel(conn);
     if (result.stdout) channel.write(result.stdout);
     return this.finishChannel(conn, channel, result.stderr, result.code);
-  }
-
-  /** git in this process, its stdio piped through the channel. */
-  private async runGit(channel: ServerChannel, launch: GitLaunch): Promise<number> {
-    const run = this.deps.git.run(launch.view, launch.service, { transport: 'ssh', principal: launch.principal, mode: 'stream', gitProtocol: launch.gitProtocol, signal: launch.signal });
-    // git's stdout goes through a PassThrough, not straight into the channel: piping would end the channel
-    // when git's output ends, and ssh2 closes an ended server channel at once, before the exit status.
-    const output = new PassThrough({ highWaterMark: 256 * 1024 });
-    output.pipe(channel, { end: false });
-    run.connect(channel, output);
-    run.child.stderr.pipe(channel.stderr, { end: false });
-    const gone = new Promise<void>((resolve) => {
-      const detach = () => {
-        output.unpipe(channel);
-        output.resume(); // whatever git still writes is discarded, so that it never blocks on a dead channel
-        run.child.stderr.unpipe(channel.stderr);
-        resolve();
-      };
-      if (launch.signal.aborted) detach();
-      else launch.signal.addEventListener('abort', detach, { once: true });
-    });
-    const exitCode = await run.child.exited;
-    await run.done;
-    await Promise.race([finished(output).catch(() => {}), gone]);
-    return exitCode ?? 1;
   }
 }

@@ -5,7 +5,7 @@
 import type { Socket } from 'node:net';
 import { PassThrough, Writable } from 'node:stream';
 import type { GitService } from '../git-service.js';
-import type { GitLaunch, SshSessionIo, SshStreams } from '../ssh/exec-handler.js';
+import { runGitPiped, type GitLaunch, type SshSessionIo, type SshStreams } from '../ssh/exec-handler.js';
 import { Frame, frame } from './frames.js';
 
 /** How long a script that was told to stop may take to kill git before its connection is dropped. */
@@ -66,6 +66,9 @@ export class ControlSession implements SshSessionIo {
   }
 
   async runGit(launch: GitLaunch): Promise<number> {
+    // The session's input is already being read here (a mirror's push: its first line is the assertion), so
+    // git cannot take over the client's stdin any more: it runs here, piped through the socket.
+    if (this.stdio) return runGitPiped(this.git, launch, this.stdio);
     const plan = this.git.plan(launch.view, launch.service, { transport: 'ssh', principal: launch.principal, mode: 'stream', gitProtocol: launch.gitProtocol, signal: launch.signal });
     const exited = new Promise<number | null>((resolve) => (this.gitExit = resolve));
     if (this.socket.writable) this.socket.write(frame(Frame.EXEC, JSON.stringify(plan.commandLine)));

@@ -54,6 +54,9 @@ let exitCode: number | undefined;
 let streaming = false;
 
 socket.on('connect', () => socket.write(frame(Frame.HELLO, JSON.stringify(hello))));
+// The client went away while the server was talking to it: the session is over.
+process.stdout.on('error', () => socket.destroy());
+process.stderr.on('error', () => {});
 socket.on('error', (err: NodeJS.ErrnoException) => {
   if (exitCode !== undefined) return;
   if (!git && (err.code === 'ENOENT' || err.code === 'ECONNREFUSED')) fail('the server is not running; try again in a moment.');
