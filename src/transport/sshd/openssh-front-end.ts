@@ -19,8 +19,6 @@ import { createServer, type AddressInfo, type Server as NetServer, type Socket }
 import { userInfo } from 'node:os';
 import { dirname, join, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import ssh2 from 'ssh2';
-import { Counter, type Registry } from 'prom-client';
 import { fingerprintOf } from '../../domain/users.js';
 import { MirrorfarmError } from '../../errors.js';
 import type { LoggedEvent } from '../../events/log.js';
@@ -34,7 +32,9 @@ import { DEFAULT_SSH_LIMITS, type SshLimits } from '../ssh/limits.js';
 import type { SshServerDeps } from '../ssh/ssh-server.js';
 import { ControlSession } from './control-session.js';
 import { Frame, frame, FrameReader, type SessionHello } from './frames.js';
+import { checkKey, verifiedKey } from './key-check.js';
 import { childrenOf, connectionProcess, endSshdProcess, isAlive } from './processes.js';
+import { sshdLogCounter } from './sshd-log.js';
 import { renderSshdConfig } from './sshd-config.js';
 import { checkSshdBinary, SshdProcess, testSshdConfig } from './sshd-process.js';
 
@@ -61,36 +61,10 @@ interface Tracked {
   connection?: ConnectionRecord;
 }
 
-function sshdMetrics(registry: Registry) {
-  const connections =
-    (registry.getSingleMetric('mirrorfarm_ssh_connections_total') as Counter<'outcome'> | undefined) ??
-    new Counter({
-      name: 'mirrorfarm_ssh_connections_total',
-      help: 'SSH connections, by outcome: accepted, refused (limits or shutdown), login_timeout, too_many_auth_attempts.',
-      labelNames: ['outcome'] as const,
-      registers: [registry],
-    });
-  return { connections };
-}
-
-/**
- * sshd's refusals, which only its log shows: `sshd -e` prints them one per line (OpenSSH 9's wording). Each
- * connection's authentication counts once, as with the built-in server's metric. Login timeouts are not
- * counted: sshd does not log them (they happen in a signal handler).
- */
-const LOG_OUTCOMES: Array<[RegExp, 'auth_success' | 'auth_failure' | 'refused' | 'login_timeout' | 'too_many_auth_attempts']> = [
-  [/^Accepted publickey for /, 'auth_success'],
-  [/^Connection (closed|reset) by authenticating user /, 'auth_failure'],
-  [/^Disconnected from authenticating user /, 'auth_failure'],
-  [/^(error: )?maximum authentication attempts exceeded /, 'too_many_auth_attempts'],
-  [/past Max ?Startups/i, 'refused'],
-];
-
 export class OpenSshFrontEnd implements SshFrontEnd {
   private readonly log: Logger;
   private readonly limits: SshLimits;
   private readonly handler: SshExecHandler;
-  private readonly metrics: ReturnType<typeof sshdMetrics>;
   private hostKeys: HostKey[] = [];
   private sshd?: SshdProcess;
   private control?: NetServer;
@@ -112,7 +86,6 @@ export class OpenSshFrontEnd implements SshFrontEnd {
     this.log = deps.log.child({ component: 'ssh', frontend: 'openssh' });
     this.limits = { ...DEFAULT_SSH_LIMITS, ...options.limits };
     this.handler = new SshExecHandler(deps);
-    this.metrics = sshdMetrics(deps.metrics.registry);
   }
 
   hostPublicKeys(): string[] {
@@ -171,7 +144,7 @@ export class OpenSshFrontEnd implements SshFrontEnd {
         { mode: 0o600 },
       );
       await testSshdConfig(binary, configFile);
-      const sshd = new SshdProcess({ binary, configFile, log: this.log.child({ component: 'sshd' }), onLine: (line) => this.onSshdLine(line) });
+      const sshd = new SshdProcess({ binary, configFile, log: this.log.child({ component: 'sshd' }), onLine: sshdLogCounter(this.deps.metrics) });
       try {
         await sshd.start();
       } catch (err) {
@@ -225,16 +198,6 @@ export class OpenSshFrontEnd implements SshFrontEnd {
     await chmod(path, 0o600);
     control.on('error', (err) => this.log.error({ err }, 'SSH control socket error'));
     this.socketPath = path;
-  }
-
-  private onSshdLine(line: string): void {
-    for (const [pattern, outcome] of LOG_OUTCOMES) {
-      if (!pattern.test(line)) continue;
-      if (outcome === 'auth_success') this.deps.metrics.authentications.inc({ outcome: 'success' });
-      else if (outcome === 'auth_failure') this.deps.metrics.authentications.inc({ outcome: 'failure' });
-      else this.metrics.connections.inc({ outcome });
-      return;
-    }
   }
 
   // --- the scripts' connections ----------------------------------------------------------------------
@@ -318,6 +281,8 @@ export class OpenSshFrontEnd implements SshFrontEnd {
       return;
     }
     const tracked: Tracked = { session, ownerId: owner.ownerId, fingerprint };
+    // A restarted sshd has a new pid; connections of the old one keep theirs as parent.
+    if (this.sshd?.pid) this.listenerPids.add(this.sshd.pid);
     const pid = typeof hello.ppid === 'number' ? connectionProcess(hello.ppid, this.listenerPids) : undefined;
     if (pid !== undefined) {
       let record = this.connections.get(pid);
@@ -403,27 +368,6 @@ export class OpenSshFrontEnd implements SshFrontEnd {
     }
     await this.closed;
   }
-}
-
-/** Refuses what the built-in server refuses (ssh-server.ts checkOfferedKey); sshd's algorithm list does too. */
-function checkKey(type: string, blob: Buffer): string | undefined {
-  const parsed = ssh2.utils.parseKey(blob);
-  if (parsed instanceof Error || Array.isArray(parsed) || parsed.isPrivateKey()) return 'key cannot be parsed (certificates are not supported)';
-  if (!parsed.getPublicSSH().equals(blob)) return 'key cannot be parsed';
-  if (parsed.type !== type) return 'key type does not match the key';
-  if (parsed.type === 'ssh-dss') return 'DSA keys are not accepted';
-  return undefined;
-}
-
-/** The one public key in an $SSH_USER_AUTH file ("publickey TYPE BASE64"), or undefined. */
-function verifiedKey(text: unknown): Buffer | undefined {
-  if (typeof text !== 'string') return undefined;
-  const lines = text.split('\n').filter((l) => l.trim() !== '');
-  if (lines.length !== 1) return undefined;
-  const match = /^publickey ([a-z0-9@.-]+) ([A-Za-z0-9+/]+={0,2})$/.exec(lines[0]!.trim());
-  if (!match) return undefined;
-  const blob = Buffer.from(match[2]!, 'base64');
-  return checkKey(match[1]!, blob) ? undefined : blob;
 }
 
 async function freePort(host: string): Promise<number> {
