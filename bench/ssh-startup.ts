@@ -3,8 +3,8 @@
 //   - plain OpenSSH sshd with a trivial forced command (git-upload-pack of the repository): the floor;
 //   - mirrorfarm with the OpenSSH front end (keys command + session script + server round trip on top);
 //   - mirrorfarm's built-in SSH server.
-// Mirrors open many short fetches (their multiplexed connection saves the handshake, not the session), so the
-// session start-up is what each of them pays.
+// Then the same over one multiplexed connection per server (OpenSSH ControlMaster), as mirrors fetch: their
+// connection is set up once, and each fetch pays only a session's start-up.
 //
 //   npm run bench:ssh-startup        (BENCH_STARTUP_RUNS=N, default 40)
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -13,9 +13,10 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { gitHttpsEnv, makeDevCa, setupRepo, startServer, type ServerHandle } from './lib/mirrorfarm.js';
-import { installCleanup, onCleanup, removeAtExit, run, runCleanups } from './lib/proc.js';
+import { spawn } from 'node:child_process';
+import { installCleanup, onCleanup, removeAtExit, run, runCleanups, sleep } from './lib/proc.js';
 import { fmt, median } from './lib/report.js';
-import { ensureClientKey, gitSshCommand, startSshd } from './lib/sshd.js';
+import { ensureClientKey, gitSshCommand, sshOptions, startSshd } from './lib/sshd.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '..');
@@ -69,26 +70,55 @@ async function main(): Promise<void> {
     { id: 'openssh', label: 'mirrorfarm, OpenSSH front end', url: `ssh://${userInfo().username}@127.0.0.1:${servers.openssh!.sshPort}/bench/big.git` },
     { id: 'builtin', label: 'mirrorfarm, built-in SSH server', url: `ssh://git@127.0.0.1:${servers.builtin!.sshPort}/bench/big.git` },
   ];
-  const env = { ...process.env, GIT_SSH_COMMAND: gitSshCommand(key.keyPath), GIT_TERMINAL_PROMPT: '0' };
-  const times = new Map<string, number[]>(variants.map((v) => [v.id, []]));
+  const measure = async (sshCommand: (v: (typeof variants)[number]) => string) => {
+    const times = new Map<string, number[]>(variants.map((v) => [v.id, []]));
+    for (let r = -1; r < runs; r++) {
+      for (const v of r % 2 === 0 ? variants : [...variants].reverse()) {
+        const t = await run('git', ['ls-remote', v.url], { env: { ...process.env, GIT_SSH_COMMAND: sshCommand(v), GIT_TERMINAL_PROMPT: '0' }, timeoutMs: 30_000 });
+        if (!/refs\/heads\/main/.test(t.stdout)) throw new Error(`${v.label}: ls-remote failed: ${t.stderr}`);
+        if (r >= 0) times.get(v.id)!.push(t.ms);
+      }
+    }
+    return times;
+  };
+  const table = (title: string, times: Map<string, number[]>) => {
+    const floor = median(times.get('sshd')!);
+    return [
+      title,
+      '',
+      '| variant | median ms | p90 ms | vs plain sshd (median) |',
+      '| --- | --- | --- | --- |',
+      ...variants.map((v) => {
+        const t = times.get(v.id)!;
+        const delta = median(t) - floor;
+        return `| ${v.label} | ${fmt(median(t), 0)} | ${fmt(percentile(t, 90), 0)} | ${v.id === 'sshd' ? '1.00x' : `${fmt(median(t) / floor)}x (${delta >= 0 ? '+' : ''}${fmt(delta, 0)} ms)`} |`;
+      }),
+      '',
+    ];
+  };
   const load0 = loadavg();
-  for (let r = -1; r < runs; r++) {
-    for (const v of r % 2 === 0 ? variants : [...variants].reverse()) {
-      const t = await run('git', ['ls-remote', v.url], { env, timeoutMs: 30_000 });
-      if (!/refs\/heads\/main/.test(t.stdout)) throw new Error(`${v.label}: ls-remote failed: ${t.stderr}`);
-      if (r >= 0) times.get(v.id)!.push(t.ms);
+  const fresh = await measure(() => gitSshCommand(key.keyPath));
+
+  // One master connection per server; the clients' sessions go over it.
+  const controlPath = (id: string) => join(tmp, `ctl-${id}`);
+  for (const v of variants) {
+    const { hostPort, user } = /^ssh:\/\/(?<user>[^@]+)@(?<hostPort>[^/]+)\//.exec(v.url)!.groups as { user: string; hostPort: string };
+    const [host, port] = hostPort.split(':') as [string, string];
+    const master = spawn('ssh', ['-M', '-N', '-S', controlPath(v.id), '-o', 'ControlPersist=no', ...sshOptions(key.keyPath).filter((o) => !/^Control/.test(o)).filter((o, i, all) => !(o === '-o' && /^Control/.test(all[i + 1] ?? ''))), '-p', port, `${user}@${host}`], { stdio: 'ignore' });
+    onCleanup(async () => {
+      master.kill();
+    });
+    for (let i = 0; i < 100; i++) {
+      if ((await run('ssh', ['-S', controlPath(v.id), '-O', 'check', `${user}@${host}`], { check: false })).code === 0) break;
+      await sleep(100);
     }
   }
-  const floor = median(times.get('sshd')!);
+  const multiplexed = await measure((v) => `ssh -o ControlMaster=no -o ControlPath=${controlPath(v.id)} ${sshOptions(key.keyPath).join(' ')}`);
   const lines = [
-    `git ls-remote over SSH, one fresh connection each, ${runs} interleaved rounds (load average ${load0.map((x) => x.toFixed(2)).join(' ')} at start, ${loadavg().map((x) => x.toFixed(2)).join(' ')} at end)`,
+    `git ls-remote over SSH of a 3-ref repository, ${runs} interleaved rounds (load average ${load0.map((x) => x.toFixed(2)).join(' ')} at start, ${loadavg().map((x) => x.toFixed(2)).join(' ')} at end)`,
     '',
-    '| variant | median ms | p90 ms | vs plain sshd (median) |',
-    '| --- | --- | --- | --- |',
-    ...variants.map((v) => {
-      const t = times.get(v.id)!;
-      return `| ${v.label} | ${fmt(median(t), 0)} | ${fmt(percentile(t, 90), 0)} | ${v.id === 'sshd' ? '1.00x' : `${fmt(median(t) / floor)}x (+${fmt(median(t) - floor, 0)} ms)`} |`;
-    }),
+    ...table('One fresh SSH connection each:', fresh),
+    ...table('One session each over a multiplexed connection (ControlMaster), as mirrors fetch:', multiplexed),
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
   await runCleanups();
