@@ -234,8 +234,11 @@ export async function startMirror(config: Config, log: Logger): Promise<RunningM
     catalog,
     controller,
     health,
-    urls: mirrorUrls(baseUrl, ownSshBase),
-    primaryCloneUrls: primaryCloneUrls(upstreamUrl, () => controller?.primary && { host: controller.primary.sshHost, port: controller.primary.sshPort }),
+    urls: mirrorUrls(baseUrl, () => {
+      const base = ownSshBase();
+      return base && { ...base, user: config.ssh.user };
+    }),
+    primaryCloneUrls: primaryCloneUrls(upstreamUrl, () => controller?.primary && { host: controller.primary.sshHost, port: controller.primary.sshPort, user: controller.primary.sshUser }),
     checkAvailable: (view) => policy.checkAvailable(view),
     httpPort: () => httpPort,
   };
