@@ -121,7 +121,7 @@ export async function startMirror(config: Config, log: Logger): Promise<RunningM
 
   let sshPort: number | undefined;
   const baseUrl = config.baseUrl!;
-  const ownSshBase = () => (sshPort === undefined ? undefined : { host: config.ssh.publicHost ?? new URL(baseUrl).hostname, port: config.ssh.publicPort ?? sshPort });
+  const ownSshBase = () => (sshPort === undefined ? undefined : { host: config.ssh.publicHost ?? new URL(baseUrl).hostname, port: config.ssh.publicPort ?? sshPort, user: config.ssh.user });
   const sshEnv = {
     GIT_SSH_COMMAND: [
       'ssh',
@@ -234,10 +234,7 @@ export async function startMirror(config: Config, log: Logger): Promise<RunningM
     catalog,
     controller,
     health,
-    urls: mirrorUrls(baseUrl, () => {
-      const base = ownSshBase();
-      return base && { ...base, user: config.ssh.user };
-    }),
+    urls: mirrorUrls(baseUrl, ownSshBase),
     primaryCloneUrls: primaryCloneUrls(upstreamUrl, () => controller?.primary && { host: controller.primary.sshHost, port: controller.primary.sshPort, user: controller.primary.sshUser }),
     checkAvailable: (view) => policy.checkAvailable(view),
     httpPort: () => httpPort,

@@ -28,7 +28,7 @@ export async function repositoryMirrors(state: MirroringServices['state'], proje
       mirrorServer: mirrorServerJson(m),
       links: {
         self: [{ href: `${m.base_url}/rest/api/1.0/projects/${project.key}/repos/${repo.slug}` }],
-        clone: [{ href: `${m.base_url}/scm/${path}`, name: 'http' }, ...(ssh ? [{ href: `ssh://git@${host}:${ssh.port}/${path}`, name: 'ssh' }] : [])],
+        clone: [{ href: `${m.base_url}/scm/${path}`, name: 'http' }, ...(ssh ? [{ href: `ssh://${ssh.user ?? 'git'}@${host}:${ssh.port}/${path}`, name: 'ssh' }] : [])],
       },
       available: true,
       refStateHash: repo.ref_state_hash!,
