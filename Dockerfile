@@ -6,7 +6,9 @@
 #   /etc/mirrorfarm/identity/...   a farm's mirror key (MIRRORFARM_MIRROR_KEY_FILE), read only
 #   /etc/mirrorfarm/trust/...      a private CA bundle (MIRRORFARM_TRUST_CA_FILE), read only
 #   /tmp                           scratch; the root filesystem may be read-only
-# It runs as uid/gid 10001 and listens on 7990 (HTTP; TLS usually ends at the ingress) and 7999 (SSH).
+# It runs as the account git (uid/gid 10001), the SSH login name of its clone URLs, and listens on 7990 (HTTP;
+# TLS usually ends at the ingress) and 7999 (SSH). With MIRRORFARM_SSH_FRONTEND=openssh (the chart sets it) the
+# server runs OpenSSH's sshd, as git, for SSH; otherwise its built-in SSH server.
 ARG NODE_IMAGE=node:20-bookworm-slim
 
 # --- build: compile the TypeScript and the native modules (better-sqlite3, ssh2's optional ones) ----------
@@ -27,25 +29,33 @@ COPY package.json package-lock.json ./
 RUN npm ci
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
+COPY bin ./bin
 RUN npm run build \
  && npm prune --omit=dev \
  && chmod 0755 dist/cli/main.js \
  && rm -rf src tsconfig.json tsconfig.build.json
 
-# --- runtime: node, git, the OpenSSH client and an init; no compiler ------------------------------------
+# --- runtime: node, git, the OpenSSH client and server and an init; no compiler ---------------------------
 FROM ${NODE_IMAGE}
-# git does the Git work; ssh is how a mirror fetches from its primary; tini is PID 1: it forwards SIGTERM to
-# the server (which lets running clones finish) and reaps orphans such as ssh's background multiplexing
-# masters. Not `tini -g`: signalling the whole group would kill running git transfers at once.
+# git does the Git work; ssh is how a mirror fetches from its primary; sshd is the OpenSSH front end (run by the
+# server as git, never as a system service: the host keys Debian generates are removed, the server brings its
+# own); tini is PID 1: it forwards SIGTERM to the server (which lets running clones finish) and reaps orphans
+# such as ssh's background multiplexing masters. Not `tini -g`: signalling the whole group would kill running
+# git transfers at once.
+# The account git: sshd runs every session's forced command with its login shell (so /bin/sh, not nologin), and
+# '*' as its password field keeps it from counting as locked while allowing no password login.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends git openssh-client tini ca-certificates \
- && rm -rf /var/lib/apt/lists/* \
- && groupadd --system --gid 10001 mirrorfarm \
- && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/mirrorfarm --no-create-home --shell /usr/sbin/nologin mirrorfarm \
+ && apt-get install -y --no-install-recommends git openssh-client openssh-server tini ca-certificates \
+ && rm -rf /var/lib/apt/lists/* /etc/ssh/ssh_host_* \
+ && groupadd --system --gid 10001 git \
+ && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/mirrorfarm --no-create-home --shell /bin/sh git \
+ && usermod -p '*' git \
  && install -d -o 10001 -g 10001 -m 0750 /var/lib/mirrorfarm \
  && install -d -m 0755 /etc/mirrorfarm /etc/mirrorfarm/ssh /etc/mirrorfarm/identity /etc/mirrorfarm/trust
+# Owned by root and not writable by anyone else: sshd runs the keys command (bin/) only from such a path.
 COPY --from=build /opt/mirrorfarm /opt/mirrorfarm
-RUN ln -s /opt/mirrorfarm/dist/cli/main.js /usr/local/bin/mirrorfarm
+RUN chmod -R go-w /opt/mirrorfarm \
+ && ln -s /opt/mirrorfarm/dist/cli/main.js /usr/local/bin/mirrorfarm
 ENV NODE_ENV=production \
     HOME=/var/lib/mirrorfarm \
     MIRRORFARM_HOME=/var/lib/mirrorfarm

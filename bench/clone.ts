@@ -9,13 +9,14 @@
 //   - OpenSSH                 private sshd + git-upload-pack (reference)
 //   - mirrorfarm HTTPS        https://127.0.0.1:PORT/scm/BENCH/big.git
 //   - mirrorfarm SSH          ssh://git@127.0.0.1:PORT/bench/big.git
+//   - mirrorfarm SSH (OpenSSH front end)  a second server with ssh.frontend: openssh (BENCH_SKIP_SSHD_FRONTEND=1 skips it)
 //   - mirrorfarm's repo copy  file:// of the server's on-disk repository (reference)
 // interleaving the variants (rotated order per round), and measures wall time,
 // server CPU (Node vs. reaped git children) and server RSS under 4 concurrent
 // clones. See bench/README.md.
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem, userInfo } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { defaultCommits, ensureRepo, inspectRepo, type GenParams, type RepoMeta, type RepoShape } from './lib/generate.js';
@@ -31,6 +32,7 @@ import {
 } from './lib/mirrorfarm.js';
 import {
   clockTicks,
+  descendants,
   initClockTicks,
   installCleanup,
   onCleanup,
@@ -152,7 +154,7 @@ function log(msg: string): void {
 // ---------------------------------------------------------------------------
 // Variants
 
-type VariantId = 'file' | 'openssh' | 'mf-https' | 'mf-ssh' | 'mf-file';
+type VariantId = 'file' | 'openssh' | 'mf-https' | 'mf-ssh' | 'mf-sshd' | 'mf-file';
 
 interface Variant {
   id: VariantId;
@@ -168,6 +170,12 @@ interface Variant {
   wrapped: boolean;
   /** Ratio target vs file:// (mirrorfarm's own transports). */
   target: boolean;
+  /**
+   * OpenSSH front end: the sshd listener the server started, whose reaped children (connection processes,
+   * the session script, git) count as server CPU too, and the directory where the git wrapper records git's
+   * own CPU (upload-pack and pack-objects).
+   */
+  sshdFrontEnd?: { listenerPid: () => number | undefined; gitCpuDir: string };
 }
 
 interface Sample {
@@ -225,6 +233,25 @@ printf '%s\\n' "$stat" > "$out"
 exit $rc
 `;
 
+/** The OpenSSH front end's git goes through this (git.binary): upload-pack records its CPU like the wrapper above. */
+const GIT_WRAPPER = (dir: string) => `#!/bin/bash
+git "$@"
+rc=$?
+case " $* " in *" upload-pack "*) IFS= read -r stat < /proc/$$/stat; printf '%s\\n' "$stat" > ${dir}/$$.stat ;; esac
+exit $rc
+`;
+
+/** Sums (and removes) what the git wrapper recorded since the last call. */
+function gitCpuFrom(dir: string): number | undefined {
+  let total: number | undefined;
+  for (const name of existsSync(dir) ? readdirSync(dir) : []) {
+    const cpu = uploadPackCpuFrom(join(dir, name));
+    rmSync(join(dir, name), { force: true });
+    if (cpu !== undefined) total = (total ?? 0) + cpu;
+  }
+  return total;
+}
+
 function uploadPackCpuFrom(file: string): number | undefined {
   if (!existsSync(file)) return undefined;
   const stat = readFileSync(file, 'utf8');
@@ -249,6 +276,8 @@ async function cloneOnce(ctx: Ctx, v: Variant, round: number, verify: boolean): 
   const cpuOut = join(ctx.tmp, 'cpu', `${v.id}-${n}.stat`);
   rmSync(dest, { recursive: true, force: true });
   const before = v.cpuPid !== undefined ? readCpu(v.cpuPid) : undefined;
+  const listener = v.sshdFrontEnd?.listenerPid();
+  const listenerBefore = listener !== undefined ? readCpu(listener) : undefined;
   const selfBefore = readCpu(process.pid);
   const busyBefore = readMachineBusy();
   const busyT0 = performance.now();
@@ -269,6 +298,15 @@ async function cloneOnce(ctx: Ctx, v: Variant, round: number, verify: boolean): 
     sample.selfCpu = (after.self - before.self) / clockTicks();
     sample.childCpu = (after.children - before.children) / clockTicks();
     serverTicks = after.self - before.self + (after.children - before.children);
+  }
+  if (listener !== undefined && listenerBefore) {
+    // The connection's sshd process (and with it the session script and git) is reaped by the listener.
+    for (let i = 0; i < 200 && descendants(listener).length > 0; i++) await sleep(50);
+    const listenerAfter = readCpu(listener);
+    const ticks = listenerAfter.children - listenerBefore.children + (listenerAfter.self - listenerBefore.self);
+    sample.childCpu = (sample.childCpu ?? 0) + ticks / clockTicks();
+    serverTicks += ticks;
+    sample.uploadPackCpu = gitCpuFrom(v.sshdFrontEnd!.gitCpuDir);
   }
   const busy = readMachineBusy() - busyBefore;
   const busySeconds = (performance.now() - busyT0) / 1000;
@@ -309,13 +347,13 @@ interface Mf {
   startupRssKb: number;
 }
 
-async function startMirrorfarm(cfg: Config, tmp: string, meta: RepoMeta, key: ClientKey): Promise<Mf> {
-  const tls = await makeDevCa(root, join(tmp, 'tls'));
+async function startMirrorfarm(cfg: Config, tmp: string, meta: RepoMeta, key: ClientKey, variant: { name: string; env?: NodeJS.ProcessEnv } = { name: 'mf' }): Promise<Mf> {
+  const tls = await makeDevCa(root, join(tmp, `tls-${variant.name}`));
   const password = randomBytes(18).toString('base64url');
-  const home = join(tmp, 'mf-home');
-  const logPath = join(work, 'logs', 'clone-mirrorfarm-1.log');
-  log('starting mirrorfarm serve ...');
-  const server = await startServer({ root, home, tls, password, logPath, timeoutMs: cfg.startTimeoutMs });
+  const home = join(tmp, `${variant.name}-home`);
+  const logPath = join(work, 'logs', variant.name === 'mf' ? 'clone-mirrorfarm-1.log' : `clone-mirrorfarm-${variant.name}.log`);
+  log(`starting mirrorfarm serve${variant.env ? ` (${Object.entries(variant.env).filter(([k]) => k === 'MIRRORFARM_SSH_FRONTEND').map(([k, v]) => `${k}=${v}`).join(' ')})` : ''} ...`);
+  const server = await startServer({ root, home, tls, password, logPath, timeoutMs: cfg.startTimeoutMs, ...(variant.env ? { env: variant.env } : {}) });
   onCleanup(() => server.stop());
   try {
     return await loadMirrorfarm(server, tls, password, home, meta, key, cfg);
@@ -524,6 +562,29 @@ async function main(): Promise<number> {
     }
   }
 
+  // The same server with OpenSSH's sshd as its SSH front end; git goes through a wrapper that records its CPU.
+  let mfSshd: Mf | undefined;
+  const gitCpuDir = join(tmp, 'git-cpu');
+  if (mf && process.env.BENCH_SKIP_SSHD_FRONTEND !== '1') {
+    mkdirSync(gitCpuDir, { recursive: true });
+    const gitWrapper = join(tmp, 'git-cpu.sh');
+    writeFileSync(gitWrapper, GIT_WRAPPER(gitCpuDir), { mode: 0o755 });
+    try {
+      mfSshd = await startMirrorfarm(cfg, tmp, meta, key, {
+        name: 'mf-sshd',
+        env: { MIRRORFARM_SSH_FRONTEND: 'openssh', MIRRORFARM_SSH_USER: userInfo().username, MIRRORFARM_GIT_BINARY: gitWrapper },
+      });
+      gitCpuFrom(gitCpuDir); // what loading it recorded
+    } catch (e) {
+      process.stderr.write(`\n*** mirrorfarm with the OpenSSH front end FAILED to start; leaving that variant out ***\n${e instanceof Error ? e.message : String(e)}\n\n`);
+    }
+  }
+  /** The sshd listener of the OpenSSH front end: the child of the server's watchdog shell. */
+  const sshdListener = (): number | undefined => {
+    if (!mfSshd) return undefined;
+    return descendants(mfSshd.server.pid).find((p) => p.comm === 'sshd' && descendants(mfSshd!.server.pid).some((q) => q.pid === p.ppid && q.comm === 'sh'))?.pid;
+  };
+
   const up = (out: string): string => `/bin/bash ${wrapper} ${out}`;
   if (cfg.sshCipher && /[^A-Za-z0-9@.,-]/.test(cfg.sshCipher)) throw new Error(`BENCH_SSH_CIPHER=${cfg.sshCipher}: invalid cipher list`);
   const sshCmd = gitSshCommand(key.keyPath, cfg.sshCipher);
@@ -571,6 +632,20 @@ async function main(): Promise<number> {
         target: true,
       },
     );
+    if (mfSshd) {
+      const m2 = mfSshd;
+      variants.push({
+        id: 'mf-sshd',
+        label: 'mirrorfarm SSH (OpenSSH front end)',
+        args: (d) => [`ssh://${userInfo().username}@127.0.0.1:${m2.server.sshPort}/bench/big.git`, d],
+        env: { GIT_SSH_COMMAND: sshCmd },
+        cpuPid: m2.server.pid,
+        reapPattern: /^(git|bash|node)/,
+        wrapped: false,
+        target: false,
+        sshdFrontEnd: { listenerPid: sshdListener, gitCpuDir },
+      });
+    }
     if (cfg.serverCopy && m.serverRepo) {
       const repo = m.serverRepo;
       variants.push({
@@ -586,6 +661,7 @@ async function main(): Promise<number> {
 
   const ciphers: string[] = [`OpenSSH: ${(await negotiatedCipher(sshd.port, 'root', key, cfg.sshCipher)) ?? 'unknown'}`];
   if (mf) ciphers.push(`mirrorfarm: ${(await negotiatedCipher(mf.server.sshPort, 'git', key, cfg.sshCipher)) ?? 'unknown'}`);
+  if (mfSshd) ciphers.push(`mirrorfarm (OpenSSH front end): ${(await negotiatedCipher(mfSshd.server.sshPort, userInfo().username, key, cfg.sshCipher)) ?? 'unknown'}`);
   log(`negotiated SSH ciphers: ${ciphers.join(', ')}`);
 
   const ctx: Ctx = { cfg, tmp, meta, mainSha, seq: 0 };
@@ -685,10 +761,11 @@ function buildReport(i: ReportInput): { text: string; markdown: string } {
       .filter((x) => Number.isFinite(x));
 
   // (a) wall time
-  const allIds: VariantId[] = ['mf-https', 'mf-ssh', 'openssh', 'file', 'mf-file'];
+  const allIds: VariantId[] = ['mf-https', 'mf-ssh', 'mf-sshd', 'openssh', 'file', 'mf-file'];
   const labels: Record<VariantId, string> = {
     'mf-https': 'mirrorfarm HTTPS',
     'mf-ssh': 'mirrorfarm SSH',
+    'mf-sshd': 'mirrorfarm SSH (OpenSSH front end)',
     openssh: 'OpenSSH + git-upload-pack',
     file: 'file:// (baseline)',
     'mf-file': "file:// of server's copy",
@@ -745,6 +822,27 @@ function buildReport(i: ReportInput): { text: string; markdown: string } {
     const ov = median(ss.map((s) => ((s.childCpu ?? NaN) + (s.selfCpu ?? 0) - (s.uploadPackCpu ?? NaN)) / (s.uploadPackCpu ?? NaN)));
     bRows.push(['OpenSSH sshd (reference)', fmt(sshdCpu), fmt(up), pct(ov), 'reference', '']);
   }
+  const beyondGit = (s: Sample) => (s.childCpu ?? NaN) + (s.selfCpu ?? 0) - (s.uploadPackCpu ?? NaN);
+  if (present.has('mf-sshd')) {
+    const ss = byVariant('mf-sshd');
+    const up = median(ss.map((s) => s.uploadPackCpu ?? NaN));
+    bRows.push(['mirrorfarm with the OpenSSH front end (Node + sshd + session script)', fmt(median(ss.map(beyondGit))), fmt(up), pct(median(ss.map((s) => beyondGit(s) / (s.uploadPackCpu ?? NaN)))), 'see (d)', '']);
+  }
+  // (d) the OpenSSH front end against plain OpenSSH sshd, round by round
+  const dRows: Row[] = [];
+  if (present.has('mf-sshd')) {
+    const sshdByRound = new Map(byVariant('openssh').map((s) => [s.round, s]));
+    const pairs = byVariant('mf-sshd').flatMap((s) => {
+      const ref = sshdByRound.get(s.round);
+      return ref ? [{ wall: s.wallMs / ref.wallMs, cpu: beyondGit(s) / beyondGit(ref) }] : [];
+    });
+    const wall = median(pairs.map((p) => p.wall));
+    const cpuRatio = median(pairs.map((p) => p.cpu));
+    results.push({ name: 'OpenSSH front end wall time <= 1.02x sshd', ok: wall <= 1.02 }, { name: 'OpenSSH front end CPU beyond git <= 1.2x sshd', ok: cpuRatio <= 1.2 });
+    dRows.push(['wall time', `${fmt(wall)}x (${pairs.map((p) => fmt(p.wall)).join(', ')})`, '<= 1.02x', verdict(wall <= 1.02)]);
+    dRows.push(['server CPU beyond git', `${fmt(cpuRatio)}x (${pairs.map((p) => fmt(p.cpu)).join(', ')})`, '<= 1.2x', verdict(cpuRatio <= 1.2)]);
+  }
+  const dHead: Row = ['mirrorfarm (OpenSSH front end) / OpenSSH sshd', 'median (per round)', 'target', 'result'];
   const upFile = median(byVariant('file').map((s) => s.uploadPackCpu ?? NaN));
   bRows.push(['git upload-pack alone, file://', '-', fmt(upFile), '-', 'reference', '']);
   if (present.has('mf-file')) {
@@ -816,6 +914,7 @@ function buildReport(i: ReportInput): { text: string; markdown: string } {
     `Ratios are per round (variant wall time / file:// wall time of the same round), median over ${cfg.runs} round(s).`,
     `Server CPU: /proc/<pid>/stat utime+stime of the server process (Node, all threads) and cutime+cstime (reaped children: git upload-pack and the pack-objects it reaps), before and after each clone; overhead = process / children. Children still alive at the "after" sample: ${unreaped} of ${measured} clones.`,
     'git upload-pack CPU for file:// and OpenSSH comes from a bash wrapper (-u) that records its own cutime+cstime after upload-pack exits; the OpenSSH row\'s "server-process CPU" is sshd\'s own share (listener + session processes minus upload-pack).',
+    "The OpenSSH front end's server CPU is everything mirrorfarm's server and the sshd it runs used (Node's own and reaped children, and the sshd listener's reaped children: connection processes, the session script, git) minus git's own CPU, which a git wrapper (git.binary) records after upload-pack exits; git itself is the same in every SSH row.",
     `Clock ticks: ${clockTicks()} Hz (10 ms resolution at 100 Hz).`,
   ];
   if (i.rebuilt) notes.push('WARNING: dist/ was rebuilt during this run; the mirrorfarm figures may mix server versions. Rerun.');
@@ -838,6 +937,7 @@ function buildReport(i: ReportInput): { text: string; markdown: string } {
     '(c) server memory',
     textTable(cHead, cRows),
     '',
+    ...(dRows.length ? ['(d) OpenSSH front end vs OpenSSH sshd + git-upload-pack', textTable(dHead, dRows), ''] : []),
     'targets:',
     ...summary.map((s) => `  ${s}`),
     '',
@@ -861,6 +961,7 @@ function buildReport(i: ReportInput): { text: string; markdown: string } {
     '',
     mdTable(cHead, cRows),
     '',
+    ...(dRows.length ? ['## (d) OpenSSH front end vs OpenSSH sshd + git-upload-pack', '', mdTable(dHead, dRows), ''] : []),
     '## Targets',
     '',
     ...summary.map((s) => `- ${s}`),

@@ -61,6 +61,8 @@ export interface StartOptions {
   password: string;
   logPath: string;
   timeoutMs: number;
+  /** Extra MIRRORFARM_* settings (e.g. the SSH front end). */
+  env?: NodeJS.ProcessEnv;
 }
 
 export async function startServer(o: StartOptions): Promise<ServerHandle> {
@@ -81,6 +83,7 @@ export async function startServer(o: StartOptions): Promise<ServerHandle> {
     MIRRORFARM_HTTP_TLS_KEY: o.tls.key,
     MIRRORFARM_ADMIN_PASSWORD: o.password,
     MIRRORFARM_LOG_LEVEL: 'warn',
+    ...o.env,
   };
   const { cp, exited } = spawnTracked('mirrorfarm serve', process.execPath, [cli, 'serve'], {
     cwd: o.root,

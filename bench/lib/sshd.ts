@@ -60,7 +60,8 @@ export interface Sshd {
   stop(): Promise<void>;
 }
 
-export async function startSshd(dir: string, key: ClientKey, logPath: string): Promise<Sshd> {
+/** `forcedCommand`: every session runs it instead of what the client asks (restrict, command="..."). */
+export async function startSshd(dir: string, key: ClientKey, logPath: string, forcedCommand?: string): Promise<Sshd> {
   const sshd = '/usr/sbin/sshd';
   if (!existsSync(sshd)) {
     throw new Error(`${sshd} not found: install it with 'apt-get update && apt-get install -y openssh-server'`);
@@ -73,7 +74,7 @@ export async function startSshd(dir: string, key: ClientKey, logPath: string): P
     await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'bench-host', '-f', hostKey], { input: 'y\n' });
   }
   const authorizedKeys = join(dir, 'authorized_keys');
-  writeFileSync(authorizedKeys, `${key.publicKey}\n`, { mode: 0o600 });
+  writeFileSync(authorizedKeys, `${forcedCommand ? `restrict,command="${forcedCommand}" ` : ''}${key.publicKey}\n`, { mode: 0o600 });
   const port = await freePort();
   const config = join(dir, 'sshd_config');
   writeFileSync(

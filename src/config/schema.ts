@@ -35,6 +35,16 @@ export const ConfigSchema = Type.Object(
         port: port(7999),
         publicHost: Type.Optional(Type.String({ description: 'Host name in SSH clone URLs; defaults to the host of baseUrl.' })),
         publicPort: Type.Optional(port()),
+        frontend: Type.Union([Type.Literal('builtin'), Type.Literal('openssh')], {
+          default: 'builtin',
+          description: "Who speaks SSH: 'builtin' (mirrorfarm's own ssh2 server; the laptop demo) or 'openssh' (OpenSSH's sshd, started and managed by mirrorfarm; for production: git data goes git -> sshd -> client).",
+        }),
+        user: Type.String({
+          pattern: '^[a-z_][a-z0-9_.-]{0,31}$',
+          default: 'git',
+          description: 'The account clients log in as, shown in clone URLs (ssh://USER@HOST:PORT/...). With frontend openssh it must be the account mirrorfarm runs as.',
+        }),
+        sshdPath: Type.String({ default: '/usr/sbin/sshd', description: "With frontend openssh: OpenSSH's sshd binary (Debian package openssh-server)." }),
         hostKeyDir: Type.Optional(
           Type.String({
             description: 'Directory with the SSH host keys (ssh_host_ed25519_key, ssh_host_ecdsa_key), shared by every node of a mirror farm; read only, never generated. Default: HOME/ssh, generated on first start.',

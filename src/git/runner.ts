@@ -67,7 +67,17 @@ export interface GitRunnerOptions {
   defaultTimeoutMs: number;
 }
 
-const KILL_GRACE_MS = 5000;
+export const KILL_GRACE_MS = 5000;
+
+/** What another process needs to start git exactly as spawn() would (the OpenSSH front end's session script). */
+export interface GitCommandLine {
+  file: string;
+  args: string[];
+  env: Record<string, string>;
+  timeoutMs: number;
+  /** After SIGTERM on timeout or abort, SIGKILL follows this much later. */
+  killGraceMs: number;
+}
 
 export class GitRunner {
   constructor(private readonly options: GitRunnerOptions) {}
@@ -83,6 +93,13 @@ export class GitRunner {
       GIT_NO_REPLACE_OBJECTS: '1',
       ...extra,
     };
+  }
+
+  /** The binary, argv and isolated environment spawn() would use, for a process started elsewhere. */
+  commandLine(command: GitCommand, options: Pick<GitRunOptions, 'gitDir' | 'env' | 'timeoutMs'> = {}): GitCommandLine {
+    const args = options.gitDir ? ['--git-dir', options.gitDir, ...command.args] : [...command.args];
+    const env = Object.fromEntries(Object.entries(this.environment(options.env)).filter((e): e is [string, string] => e[1] !== undefined));
+    return { file: this.options.binary, args, env, timeoutMs: options.timeoutMs ?? this.options.defaultTimeoutMs, killGraceMs: KILL_GRACE_MS };
   }
 
   /** Starts git with piped stdio; the caller streams. `exited` resolves with the exit code (null when killed). */

@@ -53,7 +53,7 @@ export interface MirrorControllerDeps {
   metrics: MirrorMetrics;
   log: Logger;
   instanceId: string;
-  ownSshBase: () => { host: string; port: number } | undefined;
+  ownSshBase: () => { host: string; port: number; user?: string } | undefined;
   /** This node's SSH host public keys: the primary checks that every node of the farm presents the same. */
   ownSshHostKeys?: () => string[];
   health: UpstreamHealth;

@@ -14,13 +14,15 @@ export interface PrimaryInfo {
   version: string;
   baseUrl: string;
   displayName?: string;
-  ssh: { enabled: boolean; host?: string; port?: number; hostKeys?: string[] };
+  ssh: { enabled: boolean; host?: string; port?: number; user?: string; hostKeys?: string[] };
 }
 
 export interface PreflightResult {
   primary: PrimaryInfo;
   sshHost: string;
   sshPort: number;
+  /** The account to log in as on the primary's SSH server (its ssh.user; "git" from primaries that do not say). */
+  sshUser: string;
   hostKeys: string[];
   /** Set when baseUrl could not be checked (nothing answered there yet); shown in /status. */
   baseUrlWarning?: { code: string; message: string };
@@ -62,7 +64,8 @@ export async function preflight(options: PreflightOptions): Promise<PreflightRes
     throw new PreflightError('MIRROR_UPSTREAM_NO_HOST_KEY', 502, 'The primary did not publish an SSH host key, so it cannot be pinned: upgrade the primary.');
   }
 
-  const result: PreflightResult = { primary, sshHost: ssh.host ?? new URL(options.upstreamUrl).hostname, sshPort: ssh.port, hostKeys };
+  const sshUser = typeof ssh.user === 'string' && /^[a-z_][a-z0-9_.-]{0,31}$/.test(ssh.user) ? ssh.user : 'git';
+  const result: PreflightResult = { primary, sshHost: ssh.host ?? new URL(options.upstreamUrl).hostname, sshPort: ssh.port, sshUser, hostKeys };
   let self: { status: number; body: { instanceId?: string; mirrorId?: string } | undefined };
   try {
     self = await getJson(`${options.baseUrl}/status`, ca, 'BASE_URL');

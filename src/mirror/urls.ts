@@ -2,10 +2,11 @@
 // (where pushes go), in the shapes the primary uses: https://HOST/scm/proj/repo.git, ssh://git@HOST:PORT/proj/repo.git.
 import type { Urls } from '../server/context.js';
 
-type SshBase = { host: string; port: number } | undefined;
+/** `user`: the login name (ssh.user of the server the URL points at); "git" when not given. */
+type SshBase = { host: string; port: number; user?: string } | undefined;
 
 function sshUrl(base: NonNullable<SshBase>, key: string, slug: string): string {
-  return `ssh://git@${base.host.includes(':') ? `[${base.host}]` : base.host}:${base.port}/${key.toLowerCase()}/${slug}.git`;
+  return `ssh://${base.user ?? 'git'}@${base.host.includes(':') ? `[${base.host}]` : base.host}:${base.port}/${key.toLowerCase()}/${slug}.git`;
 }
 
 /** The mirror's own URLs; the SSH base is read on each call (the port is known only once SSH listens). */

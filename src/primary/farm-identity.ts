@@ -57,7 +57,7 @@ export function farmSshUrlBase(mirror: Pick<Mirror, 'ssh_url_base'>): SshUrlBase
   return mirror.ssh_url_base ? (JSON.parse(mirror.ssh_url_base) as SshUrlBase) : undefined;
 }
 
-const urlOf = (base: SshUrlBase) => `ssh://git@${base.host.includes(':') ? `[${base.host}]` : base.host}:${base.port}`;
+const urlOf = (base: SshUrlBase) => `ssh://${base.user ?? 'git'}@${base.host.includes(':') ? `[${base.host}]` : base.host}:${base.port}`;
 
 /**
  * Checks a registering node of an existing (pending or active) mirror against its farm's identity. Answers the

@@ -23,6 +23,8 @@ export const EVICTED: NodeState = 'OUT_OF_SYNC';
 export interface SshUrlBase {
   host: string;
   port: number;
+  /** The login name (the node's ssh.user); "git" when absent (older nodes). */
+  user?: string;
 }
 
 export interface ReportedRepository {

@@ -33,7 +33,9 @@ import { openDatabase } from '../store/database.js';
 import { GitService, type AccessResolver, type ServingPolicy } from '../transport/git-service.js';
 import { registerSmartHttp } from '../transport/http/smart-http.js';
 import { attachMirrorLfs, type MirrorLfs } from '../lfs/mirror.js';
-import { SshServer, type SshKeyResolver } from '../transport/ssh/ssh-server.js';
+import type { SshKeyResolver } from '../transport/ssh/ssh-server.js';
+import type { SshFrontEnd } from '../transport/ssh/front-end.js';
+import { createSshFrontEnd } from './ssh-front-end.js';
 import ssh2 from 'ssh2';
 import { KeyedLock } from '../util/keyed-lock.js';
 import { VERSION } from '../version.js';
@@ -119,7 +121,7 @@ export async function startMirror(config: Config, log: Logger): Promise<RunningM
 
   let sshPort: number | undefined;
   const baseUrl = config.baseUrl!;
-  const ownSshBase = () => (sshPort === undefined ? undefined : { host: config.ssh.publicHost ?? new URL(baseUrl).hostname, port: config.ssh.publicPort ?? sshPort });
+  const ownSshBase = () => (sshPort === undefined ? undefined : { host: config.ssh.publicHost ?? new URL(baseUrl).hostname, port: config.ssh.publicPort ?? sshPort, user: config.ssh.user });
   const sshEnv = {
     GIT_SSH_COMMAND: [
       'ssh',
@@ -145,7 +147,9 @@ export async function startMirror(config: Config, log: Logger): Promise<RunningM
   };
   // Pushes passed on to the primary wait for this node's publish of what they changed (read-your-writes).
   const publishes = new PublishSignal();
-  const primarySsh = () => ({ host: controller?.primary?.sshHost ?? new URL(upstreamUrl).hostname, port: controller?.primary?.sshPort ?? 7999 });
+  const primarySsh = () => ({ host: controller?.primary?.sshHost ?? new URL(upstreamUrl).hostname, port: controller?.primary?.sshPort ?? 7999, user: primarySshUser() });
+  // The account the primary's SSH clients log in as (its ssh.user, published with its host keys).
+  const primarySshUser = () => controller?.primary?.sshUser ?? 'git';
   const engine = new SyncEngine(
     catalog,
     store,
@@ -153,7 +157,7 @@ export async function startMirror(config: Config, log: Logger): Promise<RunningM
     {
       fetchUrl: (repo) => {
         const { host, port } = primarySsh();
-        return `ssh://git@${host.includes(':') ? `[${host}]` : host}:${port}/${repo.projectKey.toLowerCase()}/${repo.slug}.git`;
+        return `ssh://${primarySshUser()}@${host.includes(':') ? `[${host}]` : host}:${port}/${repo.projectKey.toLowerCase()}/${repo.slug}.git`;
       },
       fetchEnv: sshEnv,
       prepared: async (repositoryId, refStateHash) =>
@@ -231,7 +235,7 @@ export async function startMirror(config: Config, log: Logger): Promise<RunningM
     controller,
     health,
     urls: mirrorUrls(baseUrl, ownSshBase),
-    primaryCloneUrls: primaryCloneUrls(upstreamUrl, () => controller?.primary && { host: controller.primary.sshHost, port: controller.primary.sshPort }),
+    primaryCloneUrls: primaryCloneUrls(upstreamUrl, () => controller?.primary && { host: controller.primary.sshHost, port: controller.primary.sshPort, user: controller.primary.sshUser }),
     checkAvailable: (view) => policy.checkAvailable(view),
     httpPort: () => httpPort,
   };
@@ -240,7 +244,7 @@ export async function startMirror(config: Config, log: Logger): Promise<RunningM
   await app.listen({ host: config.http.host, port: config.http.port });
   httpPort = (app.server.address() as AddressInfo).port;
 
-  let ssh: SshServer | undefined;
+  let ssh: SshFrontEnd | undefined;
   if (config.ssh.enabled) {
     const keys: SshKeyResolver = {
       // The mirror has verified the signature itself; the primary says whose key it is.
@@ -260,15 +264,14 @@ export async function startMirror(config: Config, log: Logger): Promise<RunningM
         return { principal, ownerId: `user:${principal.userId}`, label: principal.name };
       },
     };
-    ssh = new SshServer(
-      {
+    ssh = createSshFrontEnd(config, {
         log,
         metrics,
         git,
         keys,
         exampleCloneUrl: () => {
           const base = ownSshBase();
-          return base ? `ssh://git@${base.host}:${base.port}/proj/repo.git` : undefined;
+          return base ? `ssh://${config.ssh.user}@${base.host}:${base.port}/proj/repo.git` : undefined;
         },
         ...(lfs ? { lfs: lfs.service } : {}),
         ...(config.mirror.pushThrough
@@ -286,13 +289,11 @@ export async function startMirror(config: Config, log: Logger): Promise<RunningM
               }),
             }
           : {}),
-      },
-      { host: config.ssh.host, port: config.ssh.port, hostKeyDir: config.ssh.hostKeyDir ?? join(config.home, 'ssh'), sharedHostKeys: config.ssh.hostKeyDir !== undefined },
-    );
+    });
     sshPort = await ssh.listen();
   }
 
-  await writeEndpoints(config.home, { baseUrl, httpPort, sshPort: sshPort ?? null, mirrorId: identity.mirrorId });
+  await writeEndpoints(config.home, { baseUrl, httpPort, sshPort: sshPort ?? null, sshUser: config.ssh.user, mirrorId: identity.mirrorId });
   log.info({ baseUrl, httpPort, sshPort, upstream: upstreamUrl, mirrorId: identity.mirrorId, nodeId: identity.nodeId }, 'mirrorfarm mirror started');
   // What an administrator compares with publicKeyFingerprint on the primary before authorizing this mirror.
   log.info({ mirrorId: identity.mirrorId, fingerprint: identity.fingerprint, keyFile: identity.keyFile }, `mirror identity key fingerprint ${identity.fingerprint}`);

@@ -30,7 +30,9 @@ import { DEFAULT_NODE_OFFLINE_SECONDS } from '../primary/node-status.js';
 import { registerSmartHttp } from '../transport/http/smart-http.js';
 import { attachLfs } from '../lfs/primary.js';
 import { attachMirroring } from '../primary/wire.js';
-import { SshServer, type SshKeyResolver } from '../transport/ssh/ssh-server.js';
+import type { SshKeyResolver } from '../transport/ssh/ssh-server.js';
+import type { SshFrontEnd } from '../transport/ssh/front-end.js';
+import { createSshFrontEnd } from './ssh-front-end.js';
 import { KeyedLock } from '../util/keyed-lock.js';
 import { VERSION } from '../version.js';
 import type { AppContext, Urls } from './context.js';
@@ -95,10 +97,10 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
     sshClone: (key, slug) => {
       const base = sshUrlBase();
       if (!base) return undefined;
-      return `ssh://git@${base.host.includes(':') ? `[${base.host}]` : base.host}:${base.port}/${key.toLowerCase()}/${slug}.git`;
+      return `ssh://${config.ssh.user}@${base.host.includes(':') ? `[${base.host}]` : base.host}:${base.port}/${key.toLowerCase()}/${slug}.git`;
     },
   };
-  let ssh: SshServer | undefined;
+  let ssh: SshFrontEnd | undefined;
   const sshUrlBase = () => (sshPort === undefined ? undefined : { host: config.ssh.publicHost ?? new URL(baseUrl).hostname, port: config.ssh.publicPort ?? sshPort });
   const context: AppContext = {
     config,
@@ -154,10 +156,7 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
         return undefined;
       },
     };
-    ssh = new SshServer(
-      { log, metrics, git, keys, events, exampleCloneUrl: () => urls.sshClone('PROJ', 'repo'), ...(lfs ? { lfs } : {}), pushAssertions },
-      { host: config.ssh.host, port: config.ssh.port, hostKeyDir: config.ssh.hostKeyDir ?? join(config.home, 'ssh'), sharedHostKeys: config.ssh.hostKeyDir !== undefined },
-    );
+    ssh = createSshFrontEnd(config, { log, metrics, git, keys, events, exampleCloneUrl: () => urls.sshClone('PROJ', 'repo'), ...(lfs ? { lfs } : {}), pushAssertions });
     sshPort = await ssh.listen();
   }
 
@@ -166,7 +165,7 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
   }, 3_600_000).unref();
   await events.prune();
 
-  await writeEndpoints(config.home, { baseUrl, httpPort, sshPort: sshPort ?? null });
+  await writeEndpoints(config.home, { baseUrl, httpPort, sshPort: sshPort ?? null, sshUser: config.ssh.user });
   log.info({ baseUrl, httpPort, sshPort, home: config.home, version: VERSION }, 'mirrorfarm primary started');
 
   const stop = async () => {

@@ -7,7 +7,7 @@ import type { Repositories, RepositoryView } from '../domain/repositories.js';
 import { Errors } from '../errors.js';
 import type { HookEndpoint } from '../git/hook-endpoint.js';
 import type { RepoStore } from '../git/repo-store.js';
-import { GitCommand, type GitProcess, type GitRunner } from '../git/runner.js';
+import { GitCommand, type GitCommandLine, type GitProcess, type GitRunner } from '../git/runner.js';
 import type { Readable, Writable } from 'node:stream';
 import type { Logger } from '../obs/logger.js';
 import type { Metrics } from '../obs/metrics.js';
@@ -100,6 +100,41 @@ export class GitService {
 
   /** Starts git. The caller streams its stdio and must wait for `done`. */
   run(view: RepositoryView, service: GitServiceName, options: GitRunOptions): GitRun {
+    const tracked = this.begin(view, service, options);
+    const child = this.git.spawn(tracked.command, { env: tracked.env, signal: options.signal });
+    let bytesIn = 0;
+    let bytesOut = 0;
+    const stderr: Buffer[] = [];
+    child.stderr.on('data', (c: Buffer) => stderr.length < 64 && stderr.push(c));
+    const connect = (input: Readable | null, output: Writable) => {
+      // Counting listeners are added after pipe() so that no chunk flows before its destination is attached.
+      if (input) {
+        input.pipe(child.stdin);
+        input.on('data', (c: Buffer) => (bytesIn += c.length));
+      } else {
+        child.stdin.end();
+      }
+      child.stdout.pipe(output);
+      child.stdout.on('data', (c: Buffer) => (bytesOut += c.length));
+    };
+    const done = child.exited.then((code) => tracked.finish(code, { bytesIn, bytesOut, stderr: Buffer.concat(stderr).toString('utf8') }));
+    return { child, done, connect, stderr: () => Buffer.concat(stderr).toString('utf8') };
+  }
+
+  /**
+   * For a front end that starts git in another process with the client's stdio (the OpenSSH front end's session
+   * script): the exact command line run() would use, and `finish`, to call with git's exit code. The operation
+   * counts as running (metrics, shutdown drain) until then; its bytes are not seen here and are not counted.
+   */
+  plan(view: RepositoryView, service: GitServiceName, options: GitRunOptions): { commandLine: GitCommandLine; finish(code: number | null): Promise<boolean> } {
+    const tracked = this.begin(view, service, options);
+    const commandLine = this.git.commandLine(tracked.command, { env: tracked.env });
+    let finished: Promise<boolean> | undefined;
+    return { commandLine, finish: (code) => (finished ??= tracked.finish(code, {})) };
+  }
+
+  /** What every run shares: the environment (push token for the hooks), metrics, and the bookkeeping at the end. */
+  private begin(view: RepositoryView, service: GitServiceName, options: GitRunOptions) {
     const labels = { transport: options.transport, service };
     const env: Record<string, string> = {};
     if (options.gitProtocol) env.GIT_PROTOCOL = options.gitProtocol;
@@ -117,28 +152,12 @@ export class GitService {
     let command = GitCommand.of(service);
     if (options.mode !== 'stream') command = command.flag('--stateless-rpc');
     if (options.mode === 'advertise') command = command.flag('--advertise-refs');
-    const child = this.git.spawn(command.value(this.store.pathOf(view.repo.id)), { env, signal: options.signal });
+    command = command.value(this.store.pathOf(view.repo.id));
 
     const started = process.hrtime.bigint();
     this.active++;
     this.metrics.gitActive.inc(labels);
-    let bytesIn = 0;
-    let bytesOut = 0;
-    const stderr: Buffer[] = [];
-    child.stderr.on('data', (c: Buffer) => stderr.length < 64 && stderr.push(c));
-    const connect = (input: Readable | null, output: Writable) => {
-      // Counting listeners are added after pipe() so that no chunk flows before its destination is attached.
-      if (input) {
-        input.pipe(child.stdin);
-        input.on('data', (c: Buffer) => (bytesIn += c.length));
-      } else {
-        child.stdin.end();
-      }
-      child.stdout.pipe(output);
-      child.stdout.on('data', (c: Buffer) => (bytesOut += c.length));
-    };
-
-    const done = child.exited.then(async (code) => {
+    const finish = async (code: number | null, seen: { bytesIn?: number; bytesOut?: number; stderr?: string }) => {
       try {
         if (pushToken) await this.hooks?.finish(pushToken);
       } catch (err) {
@@ -148,16 +167,16 @@ export class GitService {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       this.metrics.gitOperations.inc({ ...labels, outcome: ok ? 'success' : options.signal?.aborted ? 'aborted' : 'failure' });
       this.metrics.gitDuration.observe(labels, seconds);
-      this.metrics.gitBytes.inc({ ...labels, direction: 'in' }, bytesIn);
-      this.metrics.gitBytes.inc({ ...labels, direction: 'out' }, bytesOut);
+      if (seen.bytesIn !== undefined) this.metrics.gitBytes.inc({ ...labels, direction: 'in' }, seen.bytesIn);
+      if (seen.bytesOut !== undefined) this.metrics.gitBytes.inc({ ...labels, direction: 'out' }, seen.bytesOut);
       this.metrics.gitActive.dec(labels);
-      const entry = { repository: `${view.project.key}/${view.repo.slug}`, ...labels, mode: options.mode, code, seconds, bytesIn, bytesOut };
+      const entry = { repository: `${view.project.key}/${view.repo.slug}`, ...labels, mode: options.mode, code, seconds, bytesIn: seen.bytesIn, bytesOut: seen.bytesOut };
       if (ok || options.signal?.aborted) this.log.info(entry, 'git operation finished');
-      else this.log.warn({ ...entry, stderr: Buffer.concat(stderr).toString('utf8').slice(0, 2000) }, 'git operation failed');
+      else this.log.warn({ ...entry, ...(seen.stderr !== undefined ? { stderr: seen.stderr.slice(0, 2000) } : {}) }, 'git operation failed');
       if (--this.active === 0) this.idleWaiters.splice(0).forEach((resolve) => resolve());
       return ok;
-    });
-    return { child, done, connect, stderr: () => Buffer.concat(stderr).toString('utf8') };
+    };
+    return { command, env, finish };
   }
 
   /** For graceful shutdown: resolves when no git operation is running. */

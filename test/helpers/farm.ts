@@ -96,7 +96,7 @@ export async function startFarm(primary: TestServer, options: FarmOptions): Prom
     hostKeyDir,
     nodes,
     httpUrl: (project, slug) => `${balancer.baseUrl}/scm/${project}/${slug}.git`,
-    sshUrl: (project, slug) => `ssh://git@localhost:${balancer.sshPort}/${project.toLowerCase()}/${slug}.git`,
+    sshUrl: (project, slug) => `ssh://${[...nodes.values()][0]?.sshUser ?? 'git'}@localhost:${balancer.sshPort}/${project.toLowerCase()}/${slug}.git`,
     async addNode(env) {
       const name = `node-${next++}`;
       homes.set(name, join(tempDir(`mf-${name}-`), 'home'));

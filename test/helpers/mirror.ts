@@ -44,11 +44,13 @@ export async function authorizeMirror(primary: TestServer, mirror: TestServer, p
 
 /** Waits until the mirror advertises exactly the primary's refs for a repository. */
 export async function waitForSameRefs(primary: TestServer, mirror: TestServer, project: string, slug: string, creds: Credentials, timeoutMs = 15_000): Promise<Map<string, string>> {
-  const want = parseLsRemote(await gitOk(primary, ['ls-remote', '--symref', primary.httpUrl(project, slug)], { creds }));
+  // Compared line by line: the map would lose HEAD's symref line ("ref: refs/heads/x\tHEAD") to its oid line.
+  const lines = (text: string) => text.split('\n').filter(Boolean).sort().join('\n');
+  const want = lines(await gitOk(primary, ['ls-remote', '--symref', primary.httpUrl(project, slug)], { creds }));
   return eventually(async () => {
-    const got = parseLsRemote(await gitOk(mirror, ['ls-remote', '--symref', mirror.httpUrl(project, slug)], { creds }));
-    return sameMap(got, want) ? got : undefined;
-  }, `mirror refs of ${project}/${slug} to equal the primary's`, timeoutMs);
+    const got = await gitOk(mirror, ['ls-remote', '--symref', mirror.httpUrl(project, slug)], { creds });
+    return lines(got) === want ? parseLsRemote(got) : undefined;
+  }, `mirror refs of ${project}/${slug} (and HEAD) to equal the primary's`, timeoutMs);
 }
 
 export function sameMap(a: Map<string, string>, b: Map<string, string>): boolean {

@@ -3,6 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { request } from 'node:https';
+import { userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { writeDevCa, type DevCaFiles } from '../../src/tls/dev-ca.js';
@@ -22,6 +23,17 @@ export function testCa(): Promise<DevCaFiles> {
 
 export const ADMIN_PASSWORD = 'admin-password-1';
 
+/**
+ * The SSH front end test servers use: MF_SSH_FRONTEND=openssh runs the SSH suites against OpenSSH's sshd
+ * (managed by the server), anything else against the built-in server. With sshd, clients log in as the
+ * account the tests (and so the server) run as.
+ */
+export const SSH_FRONTEND: 'builtin' | 'openssh' = process.env.MF_SSH_FRONTEND === 'openssh' ? 'openssh' : 'builtin';
+
+function sshFrontendEnv(): Record<string, string> {
+  return SSH_FRONTEND === 'openssh' ? { MIRRORFARM_SSH_FRONTEND: 'openssh', MIRRORFARM_SSH_USER: userInfo().username } : {};
+}
+
 export interface Credentials {
   user: string;
   secret: string;
@@ -32,6 +44,8 @@ export interface TestServer {
   baseUrl: string;
   httpPort: number;
   sshPort: number;
+  /** The account SSH clients log in as (ssh.user). */
+  sshUser: string;
   ca: DevCaFiles;
   process: ChildProcess;
   /** Everything the server printed, for failure messages. */
@@ -66,6 +80,7 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
     MIRRORFARM_ADMIN_PASSWORD: ADMIN_PASSWORD,
     MIRRORFARM_LOG_LEVEL: 'info',
     MIRRORFARM_SHUTDOWN_TIMEOUT_SECONDS: '10',
+    ...sshFrontendEnv(),
     ...options.env,
   };
   const child = spawn(process.execPath, [CLI, 'serve'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -73,7 +88,7 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
   child.stdout!.on('data', (c: Buffer) => (output += c.toString('utf8')));
   child.stderr!.on('data', (c: Buffer) => (output += c.toString('utf8')));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  type Endpoints = { pid: number; baseUrl: string; httpPort: number; sshPort: number };
+  type Endpoints = { pid: number; baseUrl: string; httpPort: number; sshPort: number; sshUser?: string };
   let endpoints = undefined as Endpoints | undefined;
   for (let i = 0; i < 300 && !endpoints; i++) {
     if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}:\n${output}`);
@@ -96,12 +111,13 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
     baseUrl: endpoints.baseUrl,
     httpPort: endpoints.httpPort,
     sshPort: endpoints.sshPort,
+    sshUser: endpoints.sshUser ?? 'git',
     ca,
     process: child,
     output: () => output,
     httpUrl: (project, slug, creds) =>
       `https://${creds ? `${encodeURIComponent(creds.user)}:${encodeURIComponent(creds.secret)}@` : ''}127.0.0.1:${endpoints!.httpPort}/scm/${project}/${slug}.git`,
-    sshUrl: (project, slug) => `ssh://git@127.0.0.1:${endpoints!.sshPort}/${project.toLowerCase()}/${slug}.git`,
+    sshUrl: (project, slug) => `ssh://${endpoints!.sshUser ?? 'git'}@127.0.0.1:${endpoints!.sshPort}/${project.toLowerCase()}/${slug}.git`,
     stop: async () => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
       const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
@@ -186,7 +202,7 @@ export function sshCommand(key: SshKeyPair): string {
 /** Runs `command` over SSH on the server as the key's holder, with a complete environment (no agent, no config). */
 export function sshExec(server: TestServer, key: SshKeyPair, command: string[], input?: string): Promise<RunResult> {
   const args = ['-F', '/dev/null', '-i', key.privateKey, '-o', 'IdentitiesOnly=yes', '-o', 'IdentityAgent=none', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR', '-o', 'BatchMode=yes'];
-  return run('ssh', [...args, '-p', String(server.sshPort), 'git@127.0.0.1', ...command], { env: { PATH: process.env.PATH, HOME: tempDir('mf-ssh-home-') }, ...(input === undefined ? {} : { input }) });
+  return run('ssh', [...args, '-p', String(server.sshPort), `${server.sshUser}@127.0.0.1`, ...command], { env: { PATH: process.env.PATH, HOME: tempDir('mf-ssh-home-') }, ...(input === undefined ? {} : { input }) });
 }
 
 export interface GitClientOptions {

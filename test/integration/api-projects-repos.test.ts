@@ -169,7 +169,7 @@ describe('repositories', () => {
       links: {
         clone: [
           { href: http, name: 'http' },
-          { href: `ssh://git@127.0.0.1:${server.sshPort}/repo/my-service.git`, name: 'ssh' },
+          { href: `ssh://${server.sshUser}@127.0.0.1:${server.sshPort}/repo/my-service.git`, name: 'ssh' },
         ],
         self: [{ href: `${server.baseUrl}/projects/REPO/repos/my-service/browse` }],
       },

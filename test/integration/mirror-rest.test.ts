@@ -126,7 +126,7 @@ describe('the read-only REST API on the mirror', () => {
     assert.equal(onMirror.body.project.id, projectIds.one);
     const clone = Object.fromEntries(onMirror.body.links.clone.map((c: { name: string; href: string }) => [c.name, c.href]));
     assert.equal(clone.http, `${mirror.baseUrl}/scm/one/app.git`);
-    assert.equal(clone.ssh, `ssh://git@127.0.0.1:${mirror.sshPort}/one/app.git`);
+    assert.equal(clone.ssh, `ssh://${mirror.sshUser}@127.0.0.1:${mirror.sshPort}/one/app.git`);
   });
 
   it('branches (default, filterText, paging) and tags equal the primary\'s, read from the mirror\'s own repository', async () => {
@@ -237,7 +237,7 @@ describe("Bitbucket's mirror-side resources", () => {
     for (const href of Object.values(clone) as string[]) await follow(href, alice, aliceKey);
     const push = Object.fromEntries(r.body.pushUrls.map((c: { name: string; href: string }) => [c.name, c.href]));
     assert.equal(push.http, `${primary.baseUrl}/scm/one/app.git`);
-    assert.equal(push.ssh, `ssh://git@127.0.0.1:${primary.sshPort}/one/app.git`);
+    assert.equal(push.ssh, `ssh://${primary.sshUser}@127.0.0.1:${primary.sshPort}/one/app.git`);
   });
 
   it('mirrorRepos/{upstreamRepoId}: ids walked without access answer alike and name no project or repository', async () => {

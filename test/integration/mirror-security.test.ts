@@ -260,7 +260,7 @@ const mirrorKey = (): SshKeyPair => ({ privateKey: join(keyMirror.home, 'mirror'
 /** A hand-made SSH session to the primary: `ssh git@primary COMMAND` with the given key. */
 function sshExec(key: SshKeyPair, command: string, extra: string[] = []) {
   const options = sshCommand(key).split(' ').slice(1);
-  return run('ssh', ['-F', '/dev/null', ...options, ...extra, '-p', String(primary.sshPort), 'git@127.0.0.1', command], { timeoutMs: 20_000 });
+  return run('ssh', ['-F', '/dev/null', ...options, ...extra, '-p', String(primary.sshPort), `${primary.sshUser}@127.0.0.1`, command], { timeoutMs: 20_000 });
 }
 
 describe("the mirror's key on the primary: read-only, and only the projects it carries", () => {
@@ -308,9 +308,9 @@ describe('a deleted mirror loses access within a second', () => {
     // A multiplexed connection held open with the mirror key, as a mirror node keeps one for its fetches.
     const control = join(tempDir('mf-ctl-'), 'ctl');
     const options = sshCommand(mirrorKey()).split(' ').slice(1);
-    master = spawn('ssh', ['-F', '/dev/null', ...options, '-M', '-N', '-S', control, '-o', 'ControlPersist=no', '-p', String(primary.sshPort), 'git@127.0.0.1'], { stdio: 'ignore' });
+    master = spawn('ssh', ['-F', '/dev/null', ...options, '-M', '-N', '-S', control, '-o', 'ControlPersist=no', '-p', String(primary.sshPort), `${primary.sshUser}@127.0.0.1`], { stdio: 'ignore' });
     const masterExited = new Promise<number>((resolve) => master!.once('exit', () => resolve(Date.now())));
-    await eventually(async () => (await run('ssh', ['-F', '/dev/null', '-S', control, '-O', 'check', 'git@127.0.0.1'])).code === 0, 'the SSH master connection', 10_000, 100);
+    await eventually(async () => (await run('ssh', ['-F', '/dev/null', '-S', control, '-O', 'check', `${primary.sshUser}@127.0.0.1`])).code === 0, 'the SSH master connection', 10_000, 100);
     const viaMaster = await git(primary, ['ls-remote', primary.sshUrl('ONE', 'app')], { env: { GIT_SSH_COMMAND: `${sshCommand(mirrorKey())} -S ${control}` } });
     assert.equal(viaMaster.code, 0, viaMaster.stderr);
 

@@ -248,7 +248,7 @@ describe('security findings', () => {
     const options = sshCommand({ privateKey: fakeKeyFile, publicKey: '' }).split(' ').slice(1);
     // upload-pack advertises its refs, then waits for the client's wants: a fetch held open for as long as the
     // client likes, as a slow mirror fetch would be.
-    const ssh: ChildProcess = spawn('ssh', ['-F', '/dev/null', ...options, '-p', String(primary.sshPort), 'git@127.0.0.1', "git-upload-pack '/secretproj/secretrepo.git'"], {
+    const ssh: ChildProcess = spawn('ssh', ['-F', '/dev/null', ...options, '-p', String(primary.sshPort), `${primary.sshUser}@127.0.0.1`, "git-upload-pack '/secretproj/secretrepo.git'"], {
       env: { PATH: process.env.PATH, HOME: tempDir('mf-ssh-home-') },
       stdio: ['pipe', 'pipe', 'pipe'],
     });

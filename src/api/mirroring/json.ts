@@ -12,7 +12,7 @@ const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 
 export const MirroringMode = Type.Union([Type.Literal('ALL_PROJECTS'), Type.Literal('SELECTED_PROJECTS')]);
 const MirrorState = Type.Union([Type.Literal('PENDING'), Type.Literal('ACTIVE'), Type.Literal('REJECTED'), Type.Literal('DELETED')]);
-const SshUrlBase = Type.Object({ host: Type.String(), port: Type.Integer({ minimum: 1, maximum: 65535 }) });
+const SshUrlBase = Type.Object({ host: Type.String(), port: Type.Integer({ minimum: 1, maximum: 65535 }), user: Type.Optional(Type.String()) });
 
 export const MirrorIdParams = Type.Object({ mirrorId: Type.String({ description: 'Mirror id, e.g. A1B2-C3D4-E5F6-0718 (derived from its public key).' }) });
 export type MirrorIdParams = Static<typeof MirrorIdParams>;
@@ -158,6 +158,7 @@ export const DiscoveryJson = Type.Object({
     enabled: Type.Boolean(),
     host: Type.Optional(Type.String()),
     port: Type.Optional(Type.Integer()),
+    user: Type.Optional(Type.String({ description: 'The account SSH clients log in as (ssh.user): ssh://USER@HOST:PORT/...' })),
     hostKeys: Type.Array(Type.String({ description: 'OpenSSH public host keys, "ssh-ed25519 AAAA...": pin them in known_hosts.' })),
   }),
 });

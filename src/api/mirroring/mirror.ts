@@ -18,7 +18,7 @@ export const MAX_PENDING_REQUESTS = 100;
 const DEFAULT_MAX_REPORT_BYTES = 32 * 1024 * 1024;
 
 const SshUrlBaseBody = Type.Object(
-  { host: Type.String({ minLength: 1, maxLength: 255 }), port: Type.Integer({ minimum: 1, maximum: 65535 }) },
+  { host: Type.String({ minLength: 1, maxLength: 255 }), port: Type.Integer({ minimum: 1, maximum: 65535 }), user: Type.Optional(Type.String({ pattern: '^[a-z_][a-z0-9_.-]{0,31}$', description: 'The login name of the SSH clone URLs (ssh.user); "git" when absent.' })) },
   { description: 'Where the node\'s SSH clone URLs point (ssh.publicHost and ssh.publicPort): the farm\'s balancer.' },
 );
 

@@ -28,7 +28,7 @@ export async function repositoryMirrors(state: MirroringServices['state'], proje
       mirrorServer: mirrorServerJson(m),
       links: {
         self: [{ href: `${m.base_url}/rest/api/1.0/projects/${project.key}/repos/${repo.slug}` }],
-        clone: [{ href: `${m.base_url}/scm/${path}`, name: 'http' }, ...(ssh ? [{ href: `ssh://git@${host}:${ssh.port}/${path}`, name: 'ssh' }] : [])],
+        clone: [{ href: `${m.base_url}/scm/${path}`, name: 'http' }, ...(ssh ? [{ href: `ssh://${ssh.user ?? 'git'}@${host}:${ssh.port}/${path}`, name: 'ssh' }] : [])],
       },
       available: true,
       refStateHash: repo.ref_state_hash!,
@@ -60,7 +60,7 @@ export function registerPublicRoutes(app: FastifyInstance, context: AppContext, 
         version: context.version,
         baseUrl: context.urls.base(),
         displayName: context.config.displayName,
-        ssh: ssh ? { enabled: true, host: ssh.host, port: ssh.port, hostKeys: context.sshHostKeys() } : { enabled: false, hostKeys: [] },
+        ssh: ssh ? { enabled: true, host: ssh.host, port: ssh.port, user: context.config.ssh.user, hostKeys: context.sshHostKeys() } : { enabled: false, hostKeys: [] },
       };
     },
   );

@@ -44,7 +44,7 @@ export interface SshPushThroughDeps {
   sshCommand: string;
   env: NodeJS.ProcessEnv;
   /** Where the primary's SSH server is. */
-  target: () => { host: string; port: number };
+  target: () => { host: string; port: number; user: string };
   published: PublishedSource;
   waitMs: number;
   log: Logger;
@@ -59,11 +59,11 @@ export class SshPushThrough implements SshPushForwarder {
     const view = await deps.git.open(caller.principal, command.projectKey, command.slug, 'upload-pack');
     if (!caller.publicKey) throw new MirrorfarmError('INTERNAL_ERROR', 500, 'The verified SSH key is not known.');
     const assertion = await signPushAssertion(deps.key, deps.audience(), caller.publicKey, `${view.project.key}/${view.repo.slug}`);
-    const { host, port } = deps.target();
+    const { host, port, user } = deps.target();
     // The shell only joins the configured command with the arguments after it ("$@"), none of which it parses.
     const child = spawn(
       'sh',
-      ['-c', `${deps.sshCommand} "$@"`, 'ssh', '-p', String(port), `git@${host}`, `mirrorfarm-push '${view.project.key.toLowerCase()}/${view.repo.slug}.git'`],
+      ['-c', `${deps.sshCommand} "$@"`, 'ssh', '-p', String(port), `${user}@${host}`, `mirrorfarm-push '${view.project.key.toLowerCase()}/${view.repo.slug}.git'`],
       { env: deps.env, stdio: ['pipe', 'pipe', 'pipe'], signal },
     );
     child.on('error', () => {});

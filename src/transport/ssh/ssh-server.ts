@@ -12,49 +12,23 @@
 // - Unauthenticated connections are bounded in number and in time, auth attempts per connection are bounded,
 //   and nothing but "env GIT_PROTOCOL" and "exec git-upload-pack|git-receive-pack PATH" is accepted.
 import { createServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
-import { PassThrough, type Writable } from 'node:stream';
-import { finished } from 'node:stream/promises';
+import type { Writable } from 'node:stream';
 import ssh2, { type AuthContext, type Connection, type NegotiatedAlgorithms, type PublicKeyAuthContext, type ServerChannel, type Session } from 'ssh2';
 import { Counter, Gauge, type Registry } from 'prom-client';
-import type { Principal } from '../../access/authorize.js';
 import { fingerprintOf } from '../../domain/users.js';
-import { Errors, isMirrorfarmError, MirrorfarmError } from '../../errors.js';
 import type { EventLog, LoggedEvent } from '../../events/log.js';
 import type { Logger } from '../../obs/logger.js';
 import type { Metrics } from '../../obs/metrics.js';
-import { validGitProtocol, type GitService } from '../git-service.js';
-import { parseGitCommand, parseLfsAuthenticate, parseMirrorPush, printable, type GitExecCommand, type LfsAuthenticateCommand } from './command.js';
-import type { LfsService } from '../../lfs/service.js';
-import type { SshPushForwarder } from '../../mirror/push-through/ssh.js';
-import type { PushAssertions } from '../../primary/push-assertions.js';
-import { readFirstLine } from './first-line.js';
-import { errPacket } from '../../protocol/pkt-line.js';
+import { validGitProtocol } from '../git-service.js';
+import { printable } from './command.js';
 import { SSH_ALGORITHMS } from './algorithms.js';
+import { runGitPiped, SshExecHandler, type ExecHandlerDeps, type ExecResult, type SshSessionIo } from './exec-handler.js';
 import { loadOrCreateHostKeys, loadSharedHostKeys, type HostKey } from './host-keys.js';
+import { DEFAULT_SSH_LIMITS, type SshLimits } from './limits.js';
+import type { SshFrontEnd } from './front-end.js';
 
-export interface SshLimits {
-  /** Connections that have not authenticated yet; more are dropped on accept (OpenSSH's MaxStartups). */
-  maxUnauthenticated: number;
-  /** All connections, authenticated or not. */
-  maxConnections: number;
-  /** Time from TCP accept to successful authentication (OpenSSH's LoginGraceTime). */
-  loginGraceMs: number;
-  /** Authentication requests per connection, queries included; the connection is dropped beyond. */
-  maxAuthRequests: number;
-  /** Refused authentication requests per connection (OpenSSH's MaxAuthTries). */
-  maxAuthFailures: number;
-  /** Open sessions (channels) per connection (OpenSSH's MaxSessions). */
-  maxSessions: number;
-}
-
-export const DEFAULT_SSH_LIMITS: SshLimits = {
-  maxUnauthenticated: 64,
-  maxConnections: 1024,
-  loginGraceMs: 30_000,
-  maxAuthRequests: 24,
-  maxAuthFailures: 10,
-  maxSessions: 10,
-};
+export type { KeyOwner, SshKeyResolver } from './exec-handler.js';
+export { DEFAULT_SSH_LIMITS, type SshLimits } from './limits.js';
 
 export interface SshServerOptions {
   host: string;
@@ -63,42 +37,17 @@ export interface SshServerOptions {
   hostKeyDir: string;
   /** The keys are a farm's shared set (ssh.hostKeyDir): read them, never generate any. */
   sharedHostKeys?: boolean;
-  /** Overrides for tests and tuning; defaults above. */
+  /** Overrides for tests and tuning; defaults in limits.ts. */
   limits?: Partial<SshLimits>;
-}
-
-/** What stays with a connection. `keyBlob` is set only after the signature over it verified. */
-/** Who holds a key: a user (on a primary, or through the primary on a mirror) or a mirror fetching. */
-export interface KeyOwner {
-  principal: Principal;
-  /** Stable identity of the holder ("user:7", "mirror:ABCD-..."), to notice when a key changes hands. */
-  ownerId: string;
-  /** For messages and logs: the user name, or the mirror's name. */
-  label: string;
-  keyId?: number;
-}
-
-/** Resolves a public key blob (whose signature has been verified, or is about to be) to its holder. */
-export interface SshKeyResolver {
-  resolve(blob: Buffer): Promise<KeyOwner | undefined>;
+  /** The one login name clients use (ssh.user, shown in clone URLs); default "git". */
+  user?: string;
 }
 
 /** What the SSH server needs; a primary and a mirror provide it differently. */
-export interface SshServerDeps {
-  log: Logger;
+export interface SshServerDeps extends ExecHandlerDeps {
   metrics: Metrics;
-  git: GitService;
-  keys: SshKeyResolver;
   /** The event log whose key, user and mirror changes revoke sessions at once (a primary's). */
   events?: EventLog;
-  /** An example clone URL for friendly messages. */
-  exampleCloneUrl(): string | undefined;
-  /** Answers git-lfs-authenticate; absent where Git LFS is off. */
-  lfs?: LfsService;
-  /** A primary's: accepts pushes that mirrors pass on for their users (`mirrorfarm-push`). */
-  pushAssertions?: PushAssertions;
-  /** A mirror's: passes pushes on to the primary instead of running receive-pack here. */
-  pushThrough?: SshPushForwarder;
 }
 
 interface ConnectionState {
@@ -201,10 +150,11 @@ function flushed(stream: Writable, gone: Promise<void>): Promise<void> {
   return Promise.race([new Promise<void>((resolve) => stream.write(Buffer.alloc(0), () => resolve())), gone]);
 }
 
-export class SshServer {
+export class SshServer implements SshFrontEnd {
   private readonly log: Logger;
   private readonly limits: SshLimits;
   private readonly metrics: SshMetrics;
+  private readonly handler: SshExecHandler;
   private hostKeys: HostKey[] = [];
   private listener?: NetServer;
   private ssh?: ssh2.Server;
@@ -227,6 +177,7 @@ export class SshServer {
     this.log = deps.log.child({ component: 'ssh' });
     this.limits = { ...DEFAULT_SSH_LIMITS, ...options.limits };
     this.metrics = sshMetrics(deps.metrics.registry);
+    this.handler = new SshExecHandler(deps);
   }
 
   /** Starts listening; resolves with the bound port. */
@@ -460,15 +411,16 @@ export class SshServer {
       this.endConnection(conn, 'too many authentication requests');
       return;
     }
-    if (ctx.username !== 'git') {
+    const loginName = this.options.user ?? 'git';
+    if (ctx.username !== loginName) {
       conn.triedCredentials = true;
       if (!conn.wrongUserBannerSent && conn.client) {
         conn.wrongUserBannerSent = sendAuthBanner(
           conn.client,
-          `mirrorfarm: log in as "git", not "${printable(ctx.username, 64)}": git clone ${this.exampleCloneUrl()}`,
+          `mirrorfarm: log in as "${loginName}", not "${printable(ctx.username, 64)}": git clone ${this.handler.exampleCloneUrl()}`,
         );
       }
-      return this.authFailed(conn, ctx, 'user name is not "git"', { username: printable(ctx.username, 64) });
+      return this.authFailed(conn, ctx, `user name is not "${loginName}"`, { username: printable(ctx.username, 64) });
     }
     if (ctx.method === 'none') {
       ctx.reject(['publickey']); // the client asks which methods exist
@@ -528,14 +480,6 @@ export class SshServer {
     return key.verify(ctx.blob, ctx.signature, ctx.hashAlgo) === true;
   }
 
-  /** The principal for one exec, resolved again from the verified key (revocations apply at once). */
-  private async principalFor(conn: ConnectionState): Promise<Principal | undefined> {
-    if (!conn.keyBlob) return undefined;
-    const owner = await this.deps.keys.resolve(conn.keyBlob);
-    if (!owner || owner.ownerId !== conn.ownerId) return undefined;
-    return owner.principal;
-  }
-
   // --- sessions -----------------------------------------------------------------------------------------
 
   private onSession(conn: ConnectionState, session: Session): void {
@@ -562,8 +506,7 @@ export class SshServer {
       this.guard(conn, channel);
       this.log.info({ conn: conn.id, remote: conn.remote, user: conn.user }, 'SSH shell request refused');
       const eol = state.pty ? '\r\n' : '\n';
-      const message = `Hi ${conn.user}! You've successfully authenticated, but mirrorfarm does not provide shell access.${eol}Clone with: git clone ${this.exampleCloneUrl()}${eol}`;
-      void this.finishChannel(conn, channel, message, 1);
+      void this.finishChannel(conn, channel, this.handler.shellMessage(conn.user ?? '', eol), 1);
     });
     session.on('exec', (accept, _reject, info) => {
       const channel = accept();
@@ -593,11 +536,6 @@ export class SshServer {
     channel.stderr.on('error', report);
   }
 
-  private exampleCloneUrl(): string {
-    const url = this.deps.exampleCloneUrl();
-    return url ? url.replace(/\/proj\/repo\.git$/, '/PROJ/repo.git') : 'ssh://git@HOST:PORT/PROJ/repo.git';
-  }
-
   /** Writes a message to the client's stderr, sends the exit status and closes the channel. */
   private async finishChannel(conn: ConnectionState, channel: ServerChannel, stderrText: string | undefined, code: number): Promise<void> {
     const gone = new Promise<void>((resolve) => {
@@ -619,127 +557,36 @@ export class SshServer {
     if ((this.closing || conn.revoked) && conn.running.size === 0) this.endConnection(conn, this.closing ? 'server shutting down' : 'access revoked');
   }
 
-  /** The key whose signature this connection proved, "type base64" ('' before that). */
-  private verifiedKey(conn: ConnectionState): string {
-    const parsed = conn.keyBlob ? ssh2.utils.parseKey(conn.keyBlob) : undefined;
-    return parsed && !(parsed instanceof Error) && !Array.isArray(parsed) ? `${parsed.type} ${conn.keyBlob!.toString('base64')}` : '';
-  }
-
-  /** Prints the HTTPS authorization git-lfs uses for the batch API, as JSON on stdout. */
-  private async runLfsAuthenticate(conn: ConnectionState, channel: ServerChannel, command: LfsAuthenticateCommand): Promise<void> {
-    const principal = await this.principalFor(conn);
-    if (!principal) {
-      conn.revoked = true;
-      throw new MirrorfarmError(Errors.badCredentials.code, 401, 'This SSH key is no longer registered, or its user was deactivated; log in again with a registered key.');
-    }
-    const answer = await this.deps.lfs!.authenticate({ principal, publicKey: this.verifiedKey(conn) }, command.projectKey, command.slug, command.operation);
-    this.log.info({ conn: conn.id, user: conn.user, repository: `${command.projectKey.toUpperCase()}/${command.slug}`, operation: command.operation }, 'git-lfs-authenticate answered');
-    channel.write(`${JSON.stringify(answer)}\n`);
-    return this.finishChannel(conn, channel, undefined, 0);
-  }
-
   private async runExec(conn: ConnectionState, session: Session, state: SessionState, channel: ServerChannel, raw: string): Promise<void> {
-    const started = Date.now();
-    const context = { conn: conn.id, remote: conn.remote, user: conn.user };
-    let command: GitExecCommand;
-    let mirrorPush = false;
-    try {
-      if (this.closing) throw Errors.shuttingDown();
-      const lfs = this.deps.lfs ? parseLfsAuthenticate(raw) : undefined;
-      if (lfs) return await this.runLfsAuthenticate(conn, channel, lfs);
-      const pushed = this.deps.pushAssertions ? parseMirrorPush(raw) : undefined;
-      mirrorPush = pushed !== undefined;
-      command = pushed ?? parseGitCommand(raw);
-    } catch (err) {
-      this.log.info({ ...context, command: printable(raw, 200), reason: (err as Error).message }, 'SSH exec refused');
-      return this.finishChannel(conn, channel, `mirrorfarm: ${(err as Error).message}\n`, 1);
-    }
-    const repository = `${command.projectKey.toUpperCase()}/${command.slug}`;
     const abort = new AbortController();
     conn.running.add(abort);
     let done = false;
-    let markGone: () => void = () => {};
-    const gone = new Promise<void>((resolve) => (markGone = resolve));
-    let detach = () => {};
     // The client closed the channel or the connection before git finished: kill git (receive-pack then leaves
     // the refs as they were) and stop writing into the channel, which ssh2 has ended by now.
     const onGone = () => {
-      markGone();
-      detach();
       if (!done) abort.abort();
     };
     session.once('close', onGone);
     channel.once('close', onGone);
     conn.socket.once('close', onGone);
-    const cleanup = () => {
+    const io: SshSessionIo = {
+      streams: () => ({ input: channel, output: channel, stderr: channel.stderr }),
+      runGit: (launch) => runGitPiped(this.deps.git, launch, { input: channel, output: channel, stderr: channel.stderr }),
+    };
+    const caller = { keyBlob: conn.keyBlob!, ownerId: conn.ownerId!, logContext: { conn: conn.id, remote: conn.remote, user: conn.user } };
+    let result: ExecResult;
+    try {
+      result = await this.handler.exec(caller, raw, state.gitProtocol, io, abort.signal, this.closing);
+    } finally {
       done = true;
       conn.running.delete(abort);
       session.off('close', onGone);
       channel.off('close', onGone);
       conn.socket.off('close', onGone);
-    };
-
-    let code: number;
-    try {
-      let principal = await this.principalFor(conn);
-      if (!principal) {
-        conn.revoked = true;
-        throw new MirrorfarmError(Errors.badCredentials.code, 401, 'This SSH key is no longer registered, or its user was deactivated; log in again with a registered key.');
-      }
-      // A mirror passing on a user's push: the user its signed assertion names pushes, under their own permissions.
-      if (mirrorPush) principal = await this.deps.pushAssertions!.userFor(principal, await readFirstLine(channel), command.projectKey, command.slug);
-      if (command.service === 'receive-pack' && this.deps.pushThrough) {
-        const forwarded = await this.deps.pushThrough.start({ principal, publicKey: this.verifiedKey(conn) }, command, { input: channel, output: channel, stderr: channel.stderr }, abort.signal);
-        detach = forwarded.detach;
-        code = await forwarded.exited;
-        this.log.info({ ...context, repository, service: command.service, code, passedOn: true, seconds: (Date.now() - started) / 1000 }, 'SSH push passed on to the primary');
-        cleanup();
-        if (conn.closed || abort.signal.aborted) return this.afterChannel(conn);
-        return this.finishChannel(conn, channel, undefined, code);
-      }
-      const view = await this.deps.git.open(principal, command.projectKey, command.slug, command.service);
-      if (abort.signal.aborted) return cleanup();
-      const run = this.deps.git.run(view, command.service, {
-        transport: 'ssh',
-        principal,
-        mode: 'stream',
-        gitProtocol: state.gitProtocol,
-        signal: abort.signal,
-      });
-      // git's stdout goes through a PassThrough, not straight into the channel: piping would end the channel
-      // when git's output ends, and ssh2 closes an ended server channel at once, before the exit status.
-      const output = new PassThrough({ highWaterMark: 256 * 1024 });
-      output.pipe(channel, { end: false });
-      run.connect(channel, output);
-      run.child.stderr.pipe(channel.stderr, { end: false });
-      detach = () => {
-        output.unpipe(channel);
-        output.resume(); // whatever git still writes is discarded, so that it never blocks on a dead channel
-        run.child.stderr.unpipe(channel.stderr);
-      };
-      const exitCode = await run.child.exited;
-      const ok = await run.done;
-      await Promise.race([finished(output).catch(() => {}), gone]);
-      code = exitCode ?? 1;
-      this.log.info(
-        { ...context, repository, service: command.service, code, ok, aborted: abort.signal.aborted, seconds: (Date.now() - started) / 1000 },
-        'SSH git operation finished',
-      );
-    } catch (err) {
-      cleanup();
-      const known = isMirrorfarmError(err);
-      this.log[known ? 'info' : 'error']({ ...context, repository, service: command.service, ...(known ? { code: err.code, reason: err.message } : { err }) }, 'SSH exec refused');
-      // A read-only mirror's refusal goes where every git client reads it: an ERR packet instead of the ref
-      // advertisement ("remote error: ..."); libgit2 does not show what arrives on stderr.
-      if (known && err.code === 'MIRROR_READ_ONLY') {
-        channel.write(errPacket(err.message));
-        return this.finishChannel(conn, channel, undefined, 1);
-      }
-      const message = known ? err.message : 'internal error; see the server log.';
-      return this.finishChannel(conn, channel, `mirrorfarm: ${message}\n`, 1);
     }
-    cleanup();
+    if (result.revoked) conn.revoked = true;
     if (conn.closed || abort.signal.aborted) return this.afterChannel(conn);
-    return this.finishChannel(conn, channel, undefined, code);
+    if (result.stdout) channel.write(result.stdout);
+    return this.finishChannel(conn, channel, result.stderr, result.code);
   }
 }
