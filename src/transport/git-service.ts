@@ -1,6 +1,7 @@
 // What HTTP and SSH have in common: find the repository, authorize the principal, and run upload-pack or
 // receive-pack. Transports differ only in how they establish the principal and wire up stdio.
 import { randomUUID } from 'node:crypto';
+import { Socket } from 'node:net';
 import { authorize, type Principal } from '../access/authorize.js';
 import type { Resource } from '../access/authorize.js';
 import type { Repositories, RepositoryView } from '../domain/repositories.js';
@@ -39,6 +40,8 @@ export interface GitRun {
   child: GitProcess;
   /** Streams the client's input into git (none for a ref advertisement) and git's output to the client. */
   connect(input: Readable | null, output: Writable): void;
+  /** Streams the client's input into git only; the caller reads `child.stdout` and writes it out itself. */
+  connectInput(input: Readable | null): void;
   /** The start of git's stderr (for error mapping and logs; never sent to clients verbatim). */
   stderr(): string;
   /** Resolves when git has exited and the push (if any) is recorded; true when git succeeded. */
@@ -122,23 +125,22 @@ export class GitService {
     const started = process.hrtime.bigint();
     this.active++;
     this.metrics.gitActive.inc(labels);
-    let bytesIn = 0;
-    let bytesOut = 0;
     const stderr: Buffer[] = [];
     child.stderr.on('data', (c: Buffer) => stderr.length < 64 && stderr.push(c));
+    const connectInput = (input: Readable | null) => {
+      if (input) input.pipe(child.stdin);
+      else child.stdin.end();
+    };
     const connect = (input: Readable | null, output: Writable) => {
-      // Counting listeners are added after pipe() so that no chunk flows before its destination is attached.
-      if (input) {
-        input.pipe(child.stdin);
-        input.on('data', (c: Buffer) => (bytesIn += c.length));
-      } else {
-        child.stdin.end();
-      }
+      connectInput(input);
       child.stdout.pipe(output);
-      child.stdout.on('data', (c: Buffer) => (bytesOut += c.length));
     };
 
     const done = child.exited.then(async (code) => {
+      // Bytes are the pipes' own totals once git's stdio has closed, instead of a 'data' listener per chunk
+      // (a full clone is ~15,000 chunks; the listener also kept git's stdout from being read in other ways).
+      const bytesIn = child.stdin instanceof Socket ? child.stdin.bytesWritten : 0;
+      const bytesOut = child.stdout instanceof Socket ? child.stdout.bytesRead : 0;
       try {
         if (pushToken) await this.hooks?.finish(pushToken);
       } catch (err) {
@@ -157,7 +159,7 @@ export class GitService {
       if (--this.active === 0) this.idleWaiters.splice(0).forEach((resolve) => resolve());
       return ok;
     });
-    return { child, done, connect, stderr: () => Buffer.concat(stderr).toString('utf8') };
+    return { child, done, connect, connectInput, stderr: () => Buffer.concat(stderr).toString('utf8') };
   }
 
   /** For graceful shutdown: resolves when no git operation is running. */
