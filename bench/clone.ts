@@ -11,6 +11,7 @@
 //   - mirrorfarm SSH          ssh://git@127.0.0.1:PORT/bench/big.git
 //   - mirrorfarm SSH (OpenSSH front end)  a second server with ssh.frontend: openssh (BENCH_SKIP_SSHD_FRONTEND=1 skips it)
 //   - mirrorfarm's repo copy  file:// of the server's on-disk repository (reference)
+//   - nginx + git http-backend  https://127.0.0.1:PORT/git/<repo>.git via fcgiwrap (HTTPS reference)
 // interleaving the variants (rotated order per round), and measures wall time,
 // server CPU (Node vs. reaped git children) and server RSS under 4 concurrent
 // clones. See bench/README.md.
@@ -48,6 +49,8 @@ import {
 } from './lib/proc.js';
 import { fmt, max, mdTable, median, mib, min, pct, textTable, verdict, type Row } from './lib/report.js';
 import { ensureClientKey, gitSshCommand, negotiatedCipher, startSshd, type ClientKey, type Sshd } from './lib/sshd.js';
+import { negotiatedTls, startGitHttpBackend, type GitHttpBackend } from './lib/git-http-backend.js';
+import type { ProcCpu } from './lib/proc.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '..');
@@ -56,6 +59,8 @@ const work = join(here, '.work');
 const TARGET_RATIO = 1.05;
 const TARGET_OVERHEAD = 0.1;
 const TARGET_RSS_MIB = 200;
+/** Issue 11: mirrorfarm's HTTPS clone within 2% of nginx + fcgiwrap + git http-backend's wall time. */
+const TARGET_VS_NGINX = 1.02;
 
 // ---------------------------------------------------------------------------
 // Configuration
@@ -76,6 +81,7 @@ interface Config {
   quietWaitMs: number;
   noiseCores: number;
   retries: number;
+  nginx: boolean;
 }
 
 function envNum(name: string, def: number, lo: number): number {
@@ -118,6 +124,7 @@ function readConfig(): Config {
     quietWaitMs: envNum('BENCH_QUIET_WAIT_S', 30, 0) * 1000,
     noiseCores: envFloat('BENCH_NOISE_CORES', 0.3),
     retries: envNum('BENCH_RETRIES', 2, 0),
+    nginx: envBool('BENCH_NGINX', true),
   };
 }
 
@@ -137,6 +144,7 @@ const KNOBS = [
   'BENCH_QUIET_WAIT_S',
   'BENCH_NOISE_CORES',
   'BENCH_RETRIES',
+  'BENCH_NGINX',
 ];
 
 function commandLine(): string {
@@ -154,7 +162,7 @@ function log(msg: string): void {
 // ---------------------------------------------------------------------------
 // Variants
 
-type VariantId = 'file' | 'openssh' | 'mf-https' | 'mf-ssh' | 'mf-sshd' | 'mf-file';
+type VariantId = 'file' | 'openssh' | 'mf-https' | 'mf-ssh' | 'mf-sshd' | 'mf-file' | 'nginx';
 
 interface Variant {
   id: VariantId;
@@ -176,6 +184,10 @@ interface Variant {
    * own CPU (upload-pack and pack-objects).
    */
   sshdFrontEnd?: { listenerPid: () => number | undefined; gitCpuDir: string };
+  /** Server CPU when it is more than cpuPid's own /proc/<pid>/stat (nginx + fcgiwrap). */
+  readServerCpu?: () => ProcCpu;
+  /** upload-pack CPU when it is not recorded by the -u wrapper (git http-backend's runs). */
+  takeUploadPackCpu?: () => number | undefined;
 }
 
 interface Sample {
@@ -275,7 +287,9 @@ async function cloneOnce(ctx: Ctx, v: Variant, round: number, verify: boolean): 
   const dest = join(ctx.tmp, 'clones', `${v.id}-${n}.git`);
   const cpuOut = join(ctx.tmp, 'cpu', `${v.id}-${n}.stat`);
   rmSync(dest, { recursive: true, force: true });
-  const before = v.cpuPid !== undefined ? readCpu(v.cpuPid) : undefined;
+  const serverCpu = v.readServerCpu ?? ((): ProcCpu => readCpu(v.cpuPid as number));
+  v.takeUploadPackCpu?.();
+  const before = v.cpuPid !== undefined ? serverCpu() : undefined;
   const listener = v.sshdFrontEnd?.listenerPid();
   const listenerBefore = listener !== undefined ? readCpu(listener) : undefined;
   const selfBefore = readCpu(process.pid);
@@ -294,7 +308,7 @@ async function cloneOnce(ctx: Ctx, v: Variant, round: number, verify: boolean): 
   let serverTicks = 0;
   if (v.cpuPid !== undefined && before) {
     sample.unreaped = await waitNoDescendants(v.cpuPid, v.reapPattern ?? /./, 10_000);
-    const after = readCpu(v.cpuPid);
+    const after = serverCpu();
     sample.selfCpu = (after.self - before.self) / clockTicks();
     sample.childCpu = (after.children - before.children) / clockTicks();
     serverTicks = after.self - before.self + (after.children - before.children);
@@ -313,7 +327,7 @@ async function cloneOnce(ctx: Ctx, v: Variant, round: number, verify: boolean): 
   const selfAfter = readCpu(process.pid);
   const ours = selfAfter.self - selfBefore.self + (selfAfter.children - selfBefore.children) + serverTicks;
   sample.foreignCores = Math.max(0, (busy - ours) / clockTicks() / busySeconds);
-  if (v.wrapped) sample.uploadPackCpu = uploadPackCpuFrom(cpuOut);
+  if (v.wrapped) sample.uploadPackCpu = v.takeUploadPackCpu ? v.takeUploadPackCpu() : uploadPackCpuFrom(cpuOut);
   if (verify) await verifyClone(ctx, v, dest);
   rmSync(dest, { recursive: true, force: true });
   rmSync(cpuOut, { force: true });
@@ -659,6 +673,37 @@ async function main(): Promise<number> {
     }
   }
 
+  // HTTPS reference: nginx + fcgiwrap + git http-backend on the generated repository, with mirrorfarm's
+  // certificate (or a dev CA of its own when mirrorfarm is skipped).
+  let gitHttp: GitHttpBackend | undefined;
+  let nginxTls: string | undefined;
+  if (cfg.nginx) {
+    try {
+      const tls = mf?.tls ?? (await makeDevCa(root, join(tmp, 'tls')));
+      gitHttp = await startGitHttpBackend(join(tmp, 'nginx'), meta.path, tls);
+      const g = gitHttp;
+      onCleanup(() => g.stop());
+      const env = { GIT_SSL_CAINFO: tls.ca, GIT_TERMINAL_PROMPT: '0' };
+      const tlsOf = async (url: string, extra: NodeJS.ProcessEnv) => (await negotiatedTls(url, { ...env, ...extra })) ?? 'unknown';
+      nginxTls = `nginx: ${await tlsOf(g.url, {})}${mf ? `, mirrorfarm: ${await tlsOf(`https://127.0.0.1:${mf.server.httpPort}/scm/BENCH/big.git`, gitHttpsEnv(mf.tls, mf.password))}` : ''}`;
+      log(`nginx + fcgiwrap + git http-backend at ${g.url} (nginx pid ${g.nginxPid}, fcgiwrap pid ${g.fcgiwrapPid}); TLS ${nginxTls}`);
+      variants.push({
+        id: 'nginx',
+        label: 'nginx + fcgiwrap + git http-backend',
+        args: (d) => [g.url, d],
+        env,
+        cpuPid: g.fcgiwrapPid,
+        reapPattern: /./,
+        wrapped: true,
+        target: false,
+        readServerCpu: () => g.readCpu(),
+        takeUploadPackCpu: () => g.takeUploadPackCpu(),
+      });
+    } catch (e) {
+      log(`nginx + git http-backend reference unavailable: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+
   const ciphers: string[] = [`OpenSSH: ${(await negotiatedCipher(sshd.port, 'root', key, cfg.sshCipher)) ?? 'unknown'}`];
   if (mf) ciphers.push(`mirrorfarm: ${(await negotiatedCipher(mf.server.sshPort, 'git', key, cfg.sshCipher)) ?? 'unknown'}`);
   if (mfSshd) ciphers.push(`mirrorfarm (OpenSSH front end): ${(await negotiatedCipher(mfSshd.server.sshPort, userInfo().username, key, cfg.sshCipher)) ?? 'unknown'}`);
@@ -724,7 +769,7 @@ async function main(): Promise<number> {
   const distAtEnd = distStamp();
   const rebuilt = mf !== undefined && distAtEnd !== distAtStart;
   if (rebuilt) log('WARNING: dist/ changed during the run (the server was rebuilt); the mirrorfarm figures may mix versions');
-  const report = buildReport({ cfg, meta, samples, variants, mf, mfError, rss, rssError, seqHwmKb, ciphers, loadStart, rebuilt, distAtStart });
+  const report = buildReport({ cfg, meta, samples, variants, mf, mfError, rss, rssError, seqHwmKb, ciphers, loadStart, rebuilt, distAtStart, nginxTls });
   process.stdout.write(report.text + '\n');
   writeFileSync(join(work, 'last-results.md'), report.markdown + '\n');
   log(`wrote ${join(work, 'last-results.md')}; total ${((Date.now() - t0) / 1000).toFixed(0)} s`);
@@ -745,6 +790,8 @@ interface ReportInput {
   rssError: string | undefined;
   seqHwmKb: number | undefined;
   ciphers: string[];
+  /** TLS version and cipher git's libcurl negotiated with nginx and with mirrorfarm. */
+  nginxTls?: string;
   loadStart: number[];
   rebuilt: boolean;
   distAtStart: number;
@@ -761,7 +808,7 @@ function buildReport(i: ReportInput): { text: string; markdown: string } {
       .filter((x) => Number.isFinite(x));
 
   // (a) wall time
-  const allIds: VariantId[] = ['mf-https', 'mf-ssh', 'mf-sshd', 'openssh', 'file', 'mf-file'];
+  const allIds: VariantId[] = ['mf-https', 'mf-ssh', 'mf-sshd', 'openssh', 'nginx', 'file', 'mf-file'];
   const labels: Record<VariantId, string> = {
     'mf-https': 'mirrorfarm HTTPS',
     'mf-ssh': 'mirrorfarm SSH',
@@ -769,6 +816,7 @@ function buildReport(i: ReportInput): { text: string; markdown: string } {
     openssh: 'OpenSSH + git-upload-pack',
     file: 'file:// (baseline)',
     'mf-file': "file:// of server's copy",
+    nginx: 'nginx + fcgiwrap + git http-backend',
   };
   const present = new Set(variants.map((v) => v.id));
   const results: Array<{ name: string; ok: boolean | undefined }> = [];
@@ -822,11 +870,17 @@ function buildReport(i: ReportInput): { text: string; markdown: string } {
     const ov = median(ss.map((s) => ((s.childCpu ?? NaN) + (s.selfCpu ?? 0) - (s.uploadPackCpu ?? NaN)) / (s.uploadPackCpu ?? NaN)));
     bRows.push(['OpenSSH sshd (reference)', fmt(sshdCpu), fmt(up), pct(ov), 'reference', '']);
   }
-  const beyondGit = (s: Sample) => (s.childCpu ?? NaN) + (s.selfCpu ?? 0) - (s.uploadPackCpu ?? NaN);
+  const beyondUploadPack = (s: Sample) => (s.childCpu ?? NaN) + (s.selfCpu ?? 0) - (s.uploadPackCpu ?? NaN);
+  if (present.has('nginx')) {
+    const ss = byVariant('nginx');
+    const up = median(ss.map((s) => s.uploadPackCpu ?? NaN));
+    const ov = median(ss.map((s) => beyondUploadPack(s) / (s.uploadPackCpu ?? NaN)));
+    bRows.push(['nginx + fcgiwrap + http-backend (reference)', fmt(median(ss.map(beyondUploadPack))), fmt(up), pct(ov), 'reference', '']);
+  }
   if (present.has('mf-sshd')) {
     const ss = byVariant('mf-sshd');
     const up = median(ss.map((s) => s.uploadPackCpu ?? NaN));
-    bRows.push(['mirrorfarm with the OpenSSH front end (Node + sshd + session script)', fmt(median(ss.map(beyondGit))), fmt(up), pct(median(ss.map((s) => beyondGit(s) / (s.uploadPackCpu ?? NaN)))), 'see (d)', '']);
+    bRows.push(['mirrorfarm with the OpenSSH front end (Node + sshd + session script)', fmt(median(ss.map(beyondUploadPack))), fmt(up), pct(median(ss.map((s) => beyondUploadPack(s) / (s.uploadPackCpu ?? NaN)))), 'see (d)', '']);
   }
   // (d) the OpenSSH front end against plain OpenSSH sshd, round by round
   const dRows: Row[] = [];
@@ -834,7 +888,7 @@ function buildReport(i: ReportInput): { text: string; markdown: string } {
     const sshdByRound = new Map(byVariant('openssh').map((s) => [s.round, s]));
     const pairs = byVariant('mf-sshd').flatMap((s) => {
       const ref = sshdByRound.get(s.round);
-      return ref ? [{ wall: s.wallMs / ref.wallMs, cpu: beyondGit(s) / beyondGit(ref) }] : [];
+      return ref ? [{ wall: s.wallMs / ref.wallMs, cpu: beyondUploadPack(s) / beyondUploadPack(ref) }] : [];
     });
     const wall = median(pairs.map((p) => p.wall));
     const cpuRatio = median(pairs.map((p) => p.cpu));
@@ -850,6 +904,32 @@ function buildReport(i: ReportInput): { text: string; markdown: string } {
     bRows.push(["git upload-pack alone, server's copy", '-', fmt(upMf), '-', 'reference', '']);
   }
   const bHead: Row = ['server', 'server-process CPU s', 'git children CPU s', 'overhead', 'target', 'result'];
+
+  // (a') mirrorfarm HTTPS against nginx + git http-backend, round by round: what issue 11 asks of HTTPS.
+  const vsRows: Row[] = [];
+  if (present.has('nginx') && present.has('mf-https')) {
+    const nginxByRound = new Map(byVariant('nginx').map((s) => [s.round, s]));
+    const pairs = byVariant('mf-https').flatMap((s) => {
+      const n = nginxByRound.get(s.round);
+      return n ? [{ mf: s, ngx: n }] : [];
+    });
+    const walls = pairs.map((p) => p.mf.wallMs / p.ngx.wallMs);
+    const wallOk = median(walls) <= TARGET_VS_NGINX;
+    results.push({ name: `mirrorfarm HTTPS wall time vs nginx + git http-backend (<= ${TARGET_VS_NGINX}x)`, ok: wallOk });
+    vsRows.push(['wall time, mirrorfarm / nginx', `${fmt(median(walls))}x`, walls.map((x) => fmt(x)).join(', '), `<= ${TARGET_VS_NGINX.toFixed(2)}x`, verdict(wallOk)]);
+    const mfBeyond = median(pairs.map((p) => p.mf.selfCpu ?? NaN));
+    const ngxBeyond = median(pairs.map((p) => beyondUploadPack(p.ngx)));
+    const cpuOk = mfBeyond <= ngxBeyond;
+    results.push({ name: 'mirrorfarm HTTPS server CPU beyond git <= nginx + fcgiwrap + http-backend', ok: cpuOk });
+    vsRows.push([
+      'server CPU beyond git s, mirrorfarm (Node) vs nginx + fcgiwrap + http-backend',
+      `${fmt(mfBeyond)} vs ${fmt(ngxBeyond)} (${fmt(mfBeyond / ngxBeyond)}x)`,
+      pairs.map((p) => `${fmt(p.mf.selfCpu)}/${fmt(beyondUploadPack(p.ngx))}`).join(', '),
+      '<= 1.00x',
+      verdict(cpuOk),
+    ]);
+  }
+  const vsHead: Row = ['mirrorfarm HTTPS vs nginx + git http-backend', 'median', 'per round', 'target', 'result'];
   const unreaped = samples.filter((s) => s.unreaped.length > 0).length;
   const measured = samples.filter((s) => s.selfCpu !== undefined).length;
 
@@ -892,6 +972,7 @@ function buildReport(i: ReportInput): { text: string; markdown: string } {
     ['rounds', `${cfg.runs} (variant order rotated per round${cfg.warmup ? ', after one untimed warm-up clone per variant' : ''})`],
     ['clone command', 'git clone -q --bare [--no-local] URL DEST (fresh DEST, deleted after each clone)'],
     ['ssh cipher', `${cfg.sshCipher ? `client forced to ${cfg.sshCipher}` : 'OpenSSH client defaults'}; negotiated ${i.ciphers.join(', ')}`],
+    ...(i.nginxTls ? ([['https tls', `negotiated by git (libcurl): ${i.nginxTls}`]] as Array<[string, string]>) : []),
   ];
   if (i.mf) {
     env.push(['server build', `dist/ built ${new Date(i.distAtStart).toISOString()}${i.rebuilt ? ' (REBUILT during the run!)' : ''}`]);
@@ -931,6 +1012,7 @@ function buildReport(i: ReportInput): { text: string; markdown: string } {
     '(a) full clone wall time',
     textTable(aHead, aRows),
     '',
+    ...(vsRows.length ? ["(a') mirrorfarm HTTPS vs nginx + git http-backend (same rounds)", textTable(vsHead, vsRows), ''] : []),
     '(b) server CPU per clone (median)',
     textTable(bHead, bRows),
     '',
@@ -953,6 +1035,7 @@ function buildReport(i: ReportInput): { text: string; markdown: string } {
     '',
     mdTable(aHead, aRows),
     '',
+    ...(vsRows.length ? ["## (a') mirrorfarm HTTPS vs nginx + git http-backend (same rounds)", '', mdTable(vsHead, vsRows), ''] : []),
     '## (b) Server CPU per clone (median)',
     '',
     mdTable(bHead, bRows),

@@ -33,25 +33,20 @@
 // samples go to bench/.work/logs/farm.json, server logs to bench/.work/logs/farm-*.log. Exit code 0 when
 // everything ran (targets met or not), 1 on failure. Processes (nodes, nginx, git) and temp dirs are removed at
 // exit, on error and on SIGINT/SIGTERM.
-import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { generateMirrorKey } from '../src/auth/mirror-token.js';
-import { NginxBalancer } from '../src/farm/balancer.js';
-import { startRotation, type Rotation } from '../src/farm/rotation.js';
-import { createLogger } from '../src/obs/logger.js';
-import { loadOrCreateHostKeys } from '../src/transport/ssh/host-keys.js';
+import type { NginxBalancer } from '../src/farm/balancer.js';
 import { addSshKey, createProject, createRepo } from '../test/helpers/fixtures.js';
-import { freePort, sshKeyPair, type SshKeyPair } from '../test/helpers/server.js';
+import { sshKeyPair, type SshKeyPair } from '../test/helpers/server.js';
 import { tempDir } from '../test/helpers/tmp.js';
+import { commitPayload, primaryCounters, startFarm, stopAllBalancers, stopFarm, watchRefOnDisk, type Farm } from './lib/farms.js';
 import { defaultCommits, ensureRepo } from './lib/generate.js';
 import {
   InfoRefsClient,
   LOG_DIR,
   LoadMeter,
   WORK,
-  authorize,
   cpuSeconds,
   dist,
   distChanged,
@@ -62,17 +57,12 @@ import {
   httpsRepoUrl,
   installCleanup,
   machineFacts,
-  mirrorGet,
   ms,
   pool,
   progress,
-  readRefOnDisk,
   secs,
   shutdown,
-  startMirrorNode,
   startPrimary,
-  sweepRoot,
-  waitState,
   writeSection,
   type Load,
   type Node,
@@ -95,98 +85,6 @@ const CLONE_ROUNDS = envInt('BENCH_CLONE_ROUNDS', 2);
 const SLUG = 'latency';
 const BIG = { project: 'BIG', slug: 'big' };
 const CLONE_SIZES = [1, 3].filter((n) => SIZES.includes(n));
-
-// ---------------------------------------------------------------------------------------------------------
-// Farms
-
-interface Farm {
-  size: number;
-  nodes: Node[];
-  balancer: NginxBalancer;
-  rotation: Rotation;
-  project: string;
-  gitDir(node: Node, repoId: number): string;
-}
-
-async function startFarm(primary: Node, size: number, projectKeys: string[]): Promise<Farm> {
-  const secret = tempDir(`mf-bench-farm${size}-secret-`);
-  const keyFile = join(secret, 'id_ed25519');
-  writeFileSync(keyFile, generateMirrorKey().privateKeyOpenSsh, { mode: 0o600 });
-  const hostKeyDir = join(secret, 'ssh');
-  await loadOrCreateHostKeys(hostKeyDir, createLogger('warn'));
-  const dir = tempDir(`mf-bench-farm${size}-nginx-`);
-  sweepRoot(dir); // nginx runs with -p DIR: killed at exit like the servers
-  const ca = primary.server.ca;
-  const balancer = await NginxBalancer.start({ dir, host: '127.0.0.1', httpsPort: await freePort(), sshPort: await freePort(), tlsCert: ca.tlsCert, tlsKey: ca.tlsKey, caFile: ca.caCert });
-  balancers.add(balancer);
-  const nodes: Node[] = [];
-  for (let i = 0; i < size; i++) {
-    nodes.push(
-      await startMirrorNode(BENCH, `farm${size}-node-${i}`, primary, {
-        MIRRORFARM_BASE_URL: `https://localhost:${balancer.options.httpsPort}`,
-        MIRRORFARM_MIRROR_KEY_FILE: keyFile,
-        MIRRORFARM_MIRROR_NODE_ID: `node-${i}`,
-        MIRRORFARM_SSH_HOST_KEY_DIR: hostKeyDir,
-        MIRRORFARM_SSH_PUBLIC_HOST: 'localhost',
-        MIRRORFARM_SSH_PUBLIC_PORT: String(balancer.options.sshPort),
-        MIRRORFARM_DISPLAY_NAME: `bench farm of ${size}`,
-      }),
-    );
-  }
-  const { from } = await authorize(primary, nodes[0]!, { mirroringMode: 'SELECTED_PROJECTS', projectKeys });
-  for (const [i, node] of nodes.entries()) await waitState(node, 'SYNCHRONIZED', 600_000, i === 0 ? from : 0);
-  const rotation = startRotation({
-    balancer,
-    caFile: ca.caCert,
-    nodes: () => nodes.filter((n) => n.alive()).map((n) => ({ name: n.name, httpPort: n.server.httpPort, sshPort: n.server.sshPort })),
-    intervalMs: 500,
-    onChange: () => rotationChanges.set(size, (rotationChanges.get(size) ?? 0) + 1),
-    onError: (err) => progress(`farm of ${size}: balancer reload failed: ${err.message}`),
-  });
-  const deadline = Date.now() + 60_000;
-  while (rotation.current().length < size) {
-    if (Date.now() > deadline) throw new Error(`farm of ${size}: only ${rotation.current().join(', ') || 'no node'} in rotation after 60 s`);
-    await sleep(100);
-  }
-  return { size, nodes, balancer, rotation, project: `LAT${size}`, gitDir: (node, id) => join(node.server.home, 'repos', `${id}.git`) };
-}
-
-async function stopFarm(farm: Farm): Promise<void> {
-  await farm.rotation.stop();
-  await farm.balancer.stop();
-  balancers.delete(farm.balancer);
-}
-
-/** Every nginx still running; on any exit the masters get SIGTERM, which stops their workers too. */
-const balancers = new Set<NginxBalancer>();
-process.prependListener('exit', () => {
-  for (const b of balancers) {
-    try {
-      if (b.pid) process.kill(b.pid, 'SIGTERM');
-    } catch {
-      // gone
-    }
-  }
-});
-
-// ---------------------------------------------------------------------------------------------------------
-// The primary's counters
-
-interface GitCounters {
-  bytesOut: number;
-  bytesIn: number;
-  fetches: number;
-}
-
-async function primaryCounters(primary: Node): Promise<GitCounters> {
-  const text = String(await mirrorGet<string>(primary, '/metrics'));
-  const sum = (re: RegExp) => [...text.matchAll(re)].reduce((a, m) => a + Number(m[1]), 0);
-  return {
-    bytesOut: sum(/^mirrorfarm_git_bytes_total\{transport="ssh",service="upload-pack",direction="out"\} (\S+)$/gm),
-    bytesIn: sum(/^mirrorfarm_git_bytes_total\{transport="ssh",service="upload-pack",direction="in"\} (\S+)$/gm),
-    fetches: sum(/^mirrorfarm_git_operations_total\{transport="ssh",service="upload-pack",outcome="[a-z]+"\} (\S+)$/gm),
-  };
-}
 
 // ---------------------------------------------------------------------------------------------------------
 // Phase: latency and bytes per push
@@ -215,15 +113,6 @@ interface LatencyFarm {
   n: number;
 }
 
-async function watchDisk(gitDir: string, oid: string): Promise<number> {
-  const deadline = performance.now() + VISIBLE_TIMEOUT_MS;
-  while (performance.now() < deadline) {
-    if (readRefOnDisk(gitDir, 'refs/heads/main') === oid) return performance.now();
-    await sleep(DISK_POLL_MS);
-  }
-  throw new Error(`${gitDir} did not show ${oid} within ${VISIBLE_TIMEOUT_MS} ms`);
-}
-
 async function pollHttp(client: InfoRefsClient, project: string, oid: string): Promise<number> {
   const deadline = performance.now() + VISIBLE_TIMEOUT_MS;
   const want = `${oid} refs/heads/main`;
@@ -238,20 +127,15 @@ async function pollHttp(client: InfoRefsClient, project: string, oid: string): P
   }
 }
 
-async function commit(lf: LatencyFarm): Promise<string> {
-  lf.n++;
-  writeFileSync(join(lf.wt, 'counter.txt'), `push ${lf.n}\n`);
-  writeFileSync(join(lf.wt, 'payload.bin'), randomBytes(PUSH_KB * 1024));
-  await run('git', ['add', 'counter.txt', 'payload.bin'], { cwd: lf.wt, env: lf.env });
-  await run('git', ['commit', '-q', '-m', `push ${lf.n}`], { cwd: lf.wt, env: lf.env });
-  return (await run('git', ['rev-parse', 'HEAD'], { cwd: lf.wt, env: lf.env })).stdout.trim();
+function commit(lf: LatencyFarm): Promise<string> {
+  return commitPayload(lf.wt, lf.env, ++lf.n, PUSH_KB);
 }
 
 async function pushOnce(primary: Node, lf: LatencyFarm, round: number): Promise<PushSample> {
   const oid = await commit(lf);
   const { farm } = lf;
   const before = await primaryCounters(primary);
-  const disks = farm.nodes.map((node) => watchDisk(farm.gitDir(node, lf.repoId), oid));
+  const disks = farm.nodes.map((node) => watchRefOnDisk(farm.gitDir(node, lf.repoId), oid, DISK_POLL_MS, VISIBLE_TIMEOUT_MS));
   disks.forEach((d) => d.catch(() => undefined));
   const started = performance.now();
   const pushed = await run('git', ['push', '-q', lf.url, `${oid}:refs/heads/main`], { cwd: lf.wt, env: lf.env, timeoutMs: 120_000 });
@@ -259,7 +143,7 @@ async function pushOnce(primary: Node, lf: LatencyFarm, round: number): Promise<
   const returned = performance.now();
   // BENCH_POLL_MS=0: the ref files alone (no git process per poll on the nodes), to see what polling costs.
   const diskSeen = POLL_MS > 0 ? undefined : await Promise.all(disks);
-  const seen = diskSeen ?? (await Promise.all(lf.clients.map((c) => pollHttp(c, farm.project, oid))));
+  const seen = diskSeen ?? (await Promise.all(lf.clients.map((c) => pollHttp(c, projectOf(farm), oid))));
   const diskAll = diskSeen ?? (await Promise.all(disks));
   // Every node has fetched by now (it published); its upload-pack may be counted a moment after it exits.
   let after = await primaryCounters(primary);
@@ -282,13 +166,14 @@ async function pushOnce(primary: Node, lf: LatencyFarm, round: number): Promise<
 
 async function latencyPhase(primary: Node, farms: Farm[]): Promise<{ lines: string[]; table: { headers: string[]; rows: string[][] }; samples: PushSample[] }> {
   const setups: LatencyFarm[] = [];
+  // Farm of n carries project LATn.
   for (const farm of farms) {
     const home = tempDir('mf-bench-farm-git-');
     const env = gitClientEnv(primary.server, home);
     const wt = join(home, 'wt');
     await run('git', ['init', '-q', '-b', 'main', wt], { env });
-    const repoId = repoIds.get(farm.project)!;
-    setups.push({ farm, repoId, wt, env, url: httpsRepoUrl(primary.server, farm.project, SLUG), clients: farm.nodes.map((n) => new InfoRefsClient(n)), n: 0 });
+    const repoId = repoIds.get(projectOf(farm))!;
+    setups.push({ farm, repoId, wt, env, url: httpsRepoUrl(primary.server, projectOf(farm), SLUG), clients: farm.nodes.map((n) => new InfoRefsClient(n)), n: 0 });
   }
   progress(`latency: ${WARMUP} warm-up pushes per farm`);
   for (let w = 0; w < WARMUP; w++) for (const lf of setups) await pushOnce(primary, lf, -1);
@@ -315,7 +200,7 @@ async function latencyPhase(primary: Node, farms: Farm[]): Promise<{ lines: stri
   for (const lf of setups) {
     const want = (await run('git', ['ls-remote', lf.url, 'refs/heads/main'], { env: lf.env })).stdout.trim();
     for (const node of lf.farm.nodes) {
-      const got = (await run('git', ['ls-remote', httpsRepoUrl(node.server, lf.farm.project, SLUG), 'refs/heads/main'], { env: lf.env })).stdout.trim();
+      const got = (await run('git', ['ls-remote', httpsRepoUrl(node.server, projectOf(lf.farm), SLUG), 'refs/heads/main'], { env: lf.env })).stdout.trim();
       if (got !== want) mismatches.push(`${node.name}: ${got} != ${want}`);
     }
   }
@@ -495,6 +380,7 @@ async function clonePhase(primary: Node, farms: Farm[], key: SshKeyPair, expecte
 // ---------------------------------------------------------------------------------------------------------
 
 const repoIds = new Map<string, number>();
+const projectOf = (farm: Farm) => `LAT${farm.size}`;
 /** How often each farm's rotation (the set of ready nodes given to nginx) changed, by farm size. */
 const rotationChanges = new Map<number, number>();
 
@@ -540,7 +426,14 @@ async function main(): Promise<void> {
   const farms: Farm[] = [];
   for (const size of SIZES) {
     progress(`starting a farm of ${size} behind nginx`);
-    farms.push(await startFarm(primary, size, [`LAT${size}`, ...(clones && CLONE_SIZES.includes(size) ? [BIG.project] : [])]));
+    farms.push(
+      await startFarm(BENCH, primary, {
+        name: `farm${size}`,
+        size,
+        projectKeys: [`LAT${size}`, ...(clones && CLONE_SIZES.includes(size) ? [BIG.project] : [])],
+        onRotationChange: () => rotationChanges.set(size, (rotationChanges.get(size) ?? 0) + 1),
+      }),
+    );
   }
 
   const sections: string[] = [];
@@ -583,7 +476,7 @@ main()
   })
   .catch(async (err: Error) => {
     process.stderr.write(`${BENCH} failed: ${err.stack ?? err.message}\n`);
-    await Promise.allSettled([...balancers].map((b) => b.stop()));
+    await stopAllBalancers();
     await shutdown();
     process.exit(1);
   });

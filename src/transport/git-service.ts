@@ -1,6 +1,7 @@
 // What HTTP and SSH have in common: find the repository, authorize the principal, and run upload-pack or
 // receive-pack. Transports differ only in how they establish the principal and wire up stdio.
 import { randomUUID } from 'node:crypto';
+import { Socket } from 'node:net';
 import { authorize, type Principal } from '../access/authorize.js';
 import type { Resource } from '../access/authorize.js';
 import type { Repositories, RepositoryView } from '../domain/repositories.js';
@@ -39,6 +40,8 @@ export interface GitRun {
   child: GitProcess;
   /** Streams the client's input into git (none for a ref advertisement) and git's output to the client. */
   connect(input: Readable | null, output: Writable): void;
+  /** Streams the client's input into git only; the caller reads `child.stdout` and writes it out itself. */
+  connectInput(input: Readable | null): void;
   /** The start of git's stderr (for error mapping and logs; never sent to clients verbatim). */
   stderr(): string;
   /** Resolves when git has exited and the push (if any) is recorded; true when git succeeded. */
@@ -102,23 +105,24 @@ export class GitService {
   run(view: RepositoryView, service: GitServiceName, options: GitRunOptions): GitRun {
     const tracked = this.begin(view, service, options);
     const child = this.git.spawn(tracked.command, { env: tracked.env, signal: options.signal });
-    let bytesIn = 0;
-    let bytesOut = 0;
     const stderr: Buffer[] = [];
     child.stderr.on('data', (c: Buffer) => stderr.length < 64 && stderr.push(c));
-    const connect = (input: Readable | null, output: Writable) => {
-      // Counting listeners are added after pipe() so that no chunk flows before its destination is attached.
-      if (input) {
-        input.pipe(child.stdin);
-        input.on('data', (c: Buffer) => (bytesIn += c.length));
-      } else {
-        child.stdin.end();
-      }
-      child.stdout.pipe(output);
-      child.stdout.on('data', (c: Buffer) => (bytesOut += c.length));
+    const connectInput = (input: Readable | null) => {
+      if (input) input.pipe(child.stdin);
+      else child.stdin.end();
     };
-    const done = child.exited.then((code) => tracked.finish(code, { bytesIn, bytesOut, stderr: Buffer.concat(stderr).toString('utf8') }));
-    return { child, done, connect, stderr: () => Buffer.concat(stderr).toString('utf8') };
+    const connect = (input: Readable | null, output: Writable) => {
+      connectInput(input);
+      child.stdout.pipe(output);
+    };
+    const done = child.exited.then((code) => {
+      // Bytes are the pipes' own totals once git's stdio has closed, instead of a 'data' listener per chunk
+      // (a full clone is ~15,000 chunks; the listener also kept git's stdout from being read in other ways).
+      const bytesIn = child.stdin instanceof Socket ? child.stdin.bytesWritten : 0;
+      const bytesOut = child.stdout instanceof Socket ? child.stdout.bytesRead : 0;
+      return tracked.finish(code, { bytesIn, bytesOut, stderr: Buffer.concat(stderr).toString('utf8') });
+    });
+    return { child, done, connect, connectInput, stderr: () => Buffer.concat(stderr).toString('utf8') };
   }
 
   /**

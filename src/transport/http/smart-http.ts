@@ -2,14 +2,15 @@
 // bodies stream straight between the socket and git, so a clone or push of any size never sits in memory.
 // The response status is chosen only once git has produced its first byte (or failed), so that an
 // authorization, size or git failure still becomes a proper HTTP error.
-import { once } from 'node:events';
-import { PassThrough, Transform, type Readable, type TransformCallback } from 'node:stream';
+import type { OutgoingHttpHeaders } from 'node:http';
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Principal } from '../../access/authorize.js';
 import { Errors, MirrorfarmError } from '../../errors.js';
 import { errPacket, pktLine, FLUSH_PKT, PktLineFramingError, PktLineValidator } from '../../protocol/pkt-line.js';
 import { validGitProtocol, type GitRun, type GitService, type GitServiceName } from '../git-service.js';
+import { GitOutput } from './git-response.js';
 
 /** A mirror's: pushes pass on to the primary instead of running here. */
 export interface PushForwarder {
@@ -64,12 +65,12 @@ export function registerSmartHttp(app: FastifyInstance, git: GitService, auth: H
   app.addContentTypeParser(['application/x-git-upload-pack-request', 'application/x-git-receive-pack-request'], (_req, payload, done) => done(null, payload));
 
   /** Waits for git's first output byte (or its exit) before the response status is committed. */
-  async function respond(request: FastifyRequest, reply: FastifyReply, run: GitRun, body: PassThrough, inputFailed: () => Error | undefined, prefix?: Buffer) {
-    // 'readable' fires on the first byte, or at the end of a stream that had none.
-    await once(body, 'readable');
+  async function respond(request: FastifyRequest, reply: FastifyReply, run: GitRun, inputFailed: () => Error | undefined, prefix?: Buffer) {
+    const output = new GitOutput(run.child.stdout);
+    const wrote = await output.first();
     const failure = inputFailed();
     if (failure) throw failure;
-    if (body.readableLength === 0 && !(await run.done)) {
+    if (!wrote && !(await run.done)) {
       // Malformed protocol data is the client's fault and git's message about it is safe to show; any other
       // failure may mention server paths, so it goes to the log only.
       const protocolError = /^fatal: (protocol error|unknown capability|expected|unexpected|invalid|bad|git upload-pack: )[^\n]*/m.exec(run.stderr());
@@ -77,10 +78,10 @@ export function registerSmartHttp(app: FastifyInstance, git: GitService, auth: H
       throw Errors.gitFailed(`the request could not be processed; see the server log (request id ${request.id})`);
     }
     noCache(reply);
-    if (!prefix) return reply.send(body);
-    const out = new PassThrough();
-    out.write(prefix);
-    return reply.send(body.pipe(out));
+    // From here on the response is written by GitOutput, straight into Node's response (see git-response.ts
+    // for why). Fastify's onResponse hooks (metrics, the request log) still run when it finishes.
+    reply.hijack();
+    await output.sendTo(reply.raw, reply.getHeaders() as OutgoingHttpHeaders, prefix);
   }
 
   app.get<{ Params: RepoParams; Querystring: { service?: string } }>('/scm/:project/:repo/info/refs', async (request, reply) => {
@@ -103,12 +104,11 @@ export function registerSmartHttp(app: FastifyInstance, git: GitService, auth: H
     }
     const abort = abortOnClose(reply);
     const run = git.run(view, service, { transport: 'http', principal, mode: 'advertise', gitProtocol, signal: abort.signal });
-    const body = new PassThrough();
-    run.connect(null, body);
+    run.connectInput(null);
     reply.type(`application/x-git-${service}-advertisement`);
     // Protocol v2 starts with the capability advertisement; v0 expects the "# service" preamble first.
     const v2 = gitProtocol?.split(':').includes('version=2');
-    return respond(request, reply, run, body, () => undefined, v2 ? undefined : Buffer.concat([pktLine(`# service=git-${service}\n`), FLUSH_PKT]));
+    return respond(request, reply, run, () => undefined, v2 ? undefined : Buffer.concat([pktLine(`# service=git-${service}\n`), FLUSH_PKT]));
   });
 
   for (const [path, service] of Object.entries(SERVICES)) {
@@ -152,10 +152,9 @@ export function registerSmartHttp(app: FastifyInstance, git: GitService, auth: H
       framing.on('error', fail);
       input = input.pipe(framing);
       const run = git.run(view, service, { transport: 'http', principal, mode: 'stateless', gitProtocol, signal: abort.signal });
-      const body = new PassThrough();
-      run.connect(input, body);
+      run.connectInput(input);
       reply.type(`application/x-git-${service}-result`);
-      return respond(request, reply, run, body, () => inputError);
+      return respond(request, reply, run, () => inputError);
     });
   }
 }
