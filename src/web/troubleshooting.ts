@@ -19,6 +19,14 @@ const ROWS: Array<[codes: string[], cause: string, fix: string]> = [
   [['MIRROR_BASE_URL_MISMATCH'], 'this node\'s baseUrl is not its farm\'s (e.g. its own address)', 'set baseUrl to the farm\'s load balancer URL on every node; to move a running farm, mirror reset-identity first'],
   [['MIRROR_SSH_URL_MISMATCH'], 'this node would hand out SSH clone URLs at another host or port than its farm', 'set ssh.publicHost / ssh.publicPort to the balancer\'s SSH address on every node'],
   [['MIRROR_IDENTITY_MISMATCH', 'MIRROR_TOKEN_INVALID'], 'a node with its own mirror key behind another mirror\'s baseUrl, or a token for the mirror not signed by its key', 'give every node of the farm the same mirror.keyFile'],
+  [['SSHD_NOT_FOUND'], "ssh.frontend is openssh but ssh.sshdPath (/usr/sbin/sshd) cannot be run (startup)", "install OpenSSH's server (Debian/Ubuntu: apt-get install openssh-server), set ssh.sshdPath, or use ssh.frontend: builtin"],
+  [['SSH_USER_MISMATCH'], 'with openssh, ssh.user is not the account mirrorfarm runs as (startup)', 'set ssh.user to that account, or run mirrorfarm as the ssh.user account'],
+  [
+    ['SSHD_SETUP_UNUSABLE'],
+    "with openssh, the package's keys command sits under a directory that is not root's or is group/world-writable (sshd would refuse it), a script is missing (a checkout not built), or a path holds characters sshd's command lines cannot take (startup)",
+    'install the package under root-owned directories (e.g. /opt/mirrorfarm), run npm run build in a checkout, or move the home to a plain path',
+  ],
+  [['SSHD_CONFIG_INVALID', 'SSHD_START_FAILED'], "sshd refused the configuration mirrorfarm wrote (sshd -t), or exited at start, e.g. the port is taken (startup; sshd's words are in the message)", 'fix what sshd names (ssh.host, ssh.port, the host keys)'],
   [['SSH_HOST_KEY_MISSING', 'SSH_HOST_KEY_UNREADABLE'], 'ssh.hostKeyDir is set but holds no readable ssh_host_ed25519_key / ssh_host_ecdsa_key', 'create the keys once (the message gives the ssh-keygen command) and give every node of the farm the same files'],
   [['BALANCER_NGINX_MISSING', 'BALANCER_STREAM_MISSING'], 'npm start -- --nodes N found no nginx, or one without the stream module it balances SSH with', 'apt-get install nginx libnginx-mod-stream (Debian), or point --nginx / MIRRORFARM_NGINX at an nginx that has it'],
 ];

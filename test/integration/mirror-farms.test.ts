@@ -135,7 +135,7 @@ describe('two farms on one primary', () => {
       const mirror = await server(ids[name]);
       assert.deepEqual(mirror.nodes.map((n: Json) => n.id), ['node-0', 'node-1']);
       assert.equal(mirror.baseUrl, farm.balancer.baseUrl, "the farm's URL, never a node's");
-      assert.deepEqual(mirror.sshUrlBase, { host: 'localhost', port: farm.balancer.sshPort });
+      assert.deepEqual(mirror.sshUrlBase, { host: 'localhost', port: farm.balancer.sshPort, user: farm.nodes.get('node-0')!.sshUser });
       assert.deepEqual(mirror.sshHostKeys.map((k: Json) => k.fingerprint).sort(), await fingerprints(farm.hostKeyDir));
       assert.deepEqual(mirror.projects.map((p: Json) => p.key), [mine]);
 
@@ -322,7 +322,7 @@ describe('two farms on one primary', () => {
       return m.sshHostKeys ? m : undefined;
     }, 'host keys fixed again');
     assert.deepEqual(mirror.sshHostKeys.map((k: Json) => k.fingerprint).sort(), await fingerprints(beta.hostKeyDir));
-    assert.deepEqual(mirror.sshUrlBase, { host: 'localhost', port: beta.balancer.sshPort });
+    assert.deepEqual(mirror.sshUrlBase, { host: 'localhost', port: beta.balancer.sshPort, user: beta.nodes.get('node-0')!.sshUser });
     await waitForState(beta.nodes.get('node-0')!, 'SYNCHRONIZED', 30_000);
   });
 
