@@ -28,6 +28,7 @@
 // bench/.work/mirror-results.md; samples in bench/.work/logs/fanout.json, server logs bench/.work/logs/fanout-*.log.
 // Exit code 0 when everything ran (targets met or not), 1 on failure. Processes and temp dirs are removed at exit.
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createProject, createRepo } from '../test/helpers/fixtures.js';
@@ -114,7 +115,15 @@ async function pollHttp(client: InfoRefsClient, project: string, oid: string): P
 /** Waits until the primary has no live git (or hook shell) descendant, so that their CPU is in a cutime. */
 async function primaryReaped(primary: Node): Promise<void> {
   const deadline = Date.now() + 10_000;
-  while (descendants(primary.pid).some((p) => /^(git|sh|bash)$|^git-/.test(p.comm)) && Date.now() < deadline) await sleep(5);
+  // git and the shells of hooks and session scripts; not the OpenSSH front end's watchdog shells, which live as
+  // long as the server (their child is sshd or its log reader).
+  const busy = () => {
+    const live = descendants(primary.pid);
+    const watchdogs = new Set(live.filter((p) => p.comm.startsWith('sshd')).map((p) => p.ppid));
+    const watchdogKids = new Set(live.filter((p) => watchdogs.has(p.ppid)).map((p) => p.pid));
+    return live.some((p) => /^(git|sh|bash)$|^git-/.test(p.comm) && !watchdogs.has(p.pid) && !watchdogKids.has(p.pid) && !watchdogs.has(p.ppid));
+  };
+  while (busy() && Date.now() < deadline) await sleep(5);
 }
 
 /**
@@ -183,7 +192,8 @@ function kib(bytes: number): string {
 
 /** The primary with the asked-for SSH front end, or a clear failure when this build cannot run it. */
 async function primaryWithFrontend(): Promise<Node> {
-  const env: Record<string, string> = FRONTEND === 'builtin' ? {} : { MIRRORFARM_SSH_FRONTEND: FRONTEND };
+  // sshd takes logins of the account it runs as only: the clone URLs' login name is this account's.
+  const env: Record<string, string> = FRONTEND === 'builtin' ? {} : { MIRRORFARM_SSH_FRONTEND: FRONTEND, MIRRORFARM_SSH_USER: userInfo().username };
   let primary: Node;
   try {
     primary = await startPrimary(BENCH, env);

@@ -94,6 +94,9 @@ export async function startSshd(dir: string, key: ClientKey, logPath: string, fo
       'AllowUsers root',
       // Let clients ask for Git protocol v2, as file:// and HTTP do.
       'AcceptEnv GIT_PROTOCOL',
+      // As the OpenSSH front end does (src/transport/sshd/sshd-config.ts): the account's ~/.bashrc stays out of
+      // git sessions, so that both pay the same per-session cost.
+      'SetEnv SHLVL=1',
       'UseDNS no',
       'PrintMotd no',
       'PrintLastLog no',

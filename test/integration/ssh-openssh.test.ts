@@ -61,7 +61,7 @@ describe('OpenSSH front end', () => {
     assert.equal(statSync(dir).mode & 0o777, 0o700);
     const config = readFileSync(join(dir, 'sshd_config'), 'utf8');
     assert.equal(statSync(join(dir, 'sshd_config')).mode & 0o777, 0o600);
-    for (const line of ['AuthorizedKeysFile none', 'ExposeAuthInfo yes', 'PasswordAuthentication no', 'KbdInteractiveAuthentication no', 'PermitTTY no', 'DisableForwarding yes', 'AcceptEnv GIT_PROTOCOL', `AllowUsers ${userInfo().username}`]) {
+    for (const line of ['AuthorizedKeysFile none', 'ExposeAuthInfo yes', 'PasswordAuthentication no', 'KbdInteractiveAuthentication no', 'PermitTTY no', 'DisableForwarding yes', 'AcceptEnv GIT_PROTOCOL', 'SetEnv SHLVL=1', `AllowUsers ${userInfo().username}`]) {
       assert.ok(config.split('\n').includes(line), `sshd_config has "${line}"`);
     }
     for (const file of config.split('\n').filter((l) => l.startsWith('HostKey ')).map((l) => l.slice(8))) assert.equal(statSync(file).mode & 0o777, 0o600, file);

@@ -56,6 +56,11 @@ export function renderSshdConfig(input: SshdConfigInput): string {
     // checks it against the fingerprint of the forced command (defence in depth).
     'ExposeAuthInfo yes',
     'AcceptEnv GIT_PROTOCOL',
+    // sshd runs the forced command with the account's login shell, and bash started by sshd sources ~/.bashrc
+    // unless it is a nested shell (SHLVL >= 2 once it counts itself): an rc file that prints anything would
+    // corrupt the git protocol, and one that runs tools (pyenv, nvm) costs every session hundreds of
+    // milliseconds. The account's own shell setup has no business in a git session.
+    'SetEnv SHLVL=1',
     'PermitUserEnvironment no',
     'PermitUserRC no',
     'PermitTTY no',
