@@ -33,6 +33,7 @@ import { openDatabase } from '../store/database.js';
 import { GitService, type AccessResolver, type ServingPolicy } from '../transport/git-service.js';
 import { registerSmartHttp } from '../transport/http/smart-http.js';
 import { attachMirrorLfs, type MirrorLfs } from '../lfs/mirror.js';
+import { MIRROR_FETCH_CIPHERS } from '../transport/ssh/algorithms.js';
 import type { SshKeyResolver } from '../transport/ssh/ssh-server.js';
 import type { SshFrontEnd } from '../transport/ssh/front-end.js';
 import { createSshFrontEnd } from './ssh-front-end.js';
@@ -135,9 +136,7 @@ export async function startMirror(config: Config, log: Logger): Promise<RunningM
       '-o StrictHostKeyChecking=yes',
       '-o BatchMode=yes',
       '-o ConnectTimeout=15',
-      // AES-GCM first: measured a little cheaper than chacha20-poly1305, which OpenSSH would pick by default
-      // (src/transport/ssh/algorithms.ts). AEAD only: every mirrorfarm primary offers both.
-      '-o Ciphers=aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com',
+      `-o Ciphers=${MIRROR_FETCH_CIPHERS.join(',')}`,
       '-o ServerAliveInterval=15',
       // One SSH connection is reused by every fetch, so a fetch does not pay a handshake.
       '-o ControlMaster=auto',

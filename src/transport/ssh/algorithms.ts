@@ -53,3 +53,9 @@ export const SSH_ALGORITHMS: ssh2.Algorithms = {
   hmac: ['hmac-sha2-256-etm@openssh.com', 'hmac-sha2-512-etm@openssh.com', 'hmac-sha2-256', 'hmac-sha2-512'],
   compress: ['none'],
 };
+
+/**
+ * The ciphers a mirror asks its primary for when it fetches, in order: AES-GCM first, measured a little cheaper
+ * than chacha20-poly1305, which OpenSSH would pick by default; AEAD only, as every mirrorfarm primary offers both.
+ */
+export const MIRROR_FETCH_CIPHERS = ['aes128-gcm@openssh.com', 'aes256-gcm@openssh.com', 'chacha20-poly1305@openssh.com'];

@@ -1,7 +1,25 @@
 // What the rest of the server sees of SSH, whichever front end serves it (ssh.frontend): the built-in ssh2
 // server (ssh-server.ts; the laptop demo and the default) or OpenSSH's sshd managed by mirrorfarm
 // (../sshd/openssh-front-end.ts; production, as GitLab and Gitea offer it). Both run the same exec handler.
+import { Counter, type Registry } from 'prom-client';
 import type { SshLimits } from './limits.js';
+
+/**
+ * SSH connections by outcome, counted by both front ends. Registered on first use (on the server's own registry,
+ * as it exists only with SSH); the lookup keeps a second front end on the same registry from failing on a
+ * duplicate registration.
+ */
+export function sshConnectionsCounter(registry: Registry): Counter<'outcome'> {
+  return (
+    (registry.getSingleMetric('mirrorfarm_ssh_connections_total') as Counter<'outcome'> | undefined) ??
+    new Counter({
+      name: 'mirrorfarm_ssh_connections_total',
+      help: 'SSH connections, by outcome: accepted, refused (limits or shutdown), login_timeout, too_many_auth_attempts.',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    })
+  );
+}
 
 export interface SshFrontEnd {
   /** Starts listening; resolves with the bound port. */

@@ -25,7 +25,7 @@ import { SSH_ALGORITHMS } from './algorithms.js';
 import { runGitPiped, SshExecHandler, type ExecHandlerDeps, type ExecResult, type SshSessionIo } from './exec-handler.js';
 import { loadOrCreateHostKeys, loadSharedHostKeys, type HostKey } from './host-keys.js';
 import { DEFAULT_SSH_LIMITS, type SshLimits } from './limits.js';
-import type { SshFrontEnd } from './front-end.js';
+import { sshConnectionsCounter, type SshFrontEnd } from './front-end.js';
 
 export type { KeyOwner, SshKeyResolver } from './exec-handler.js';
 export { DEFAULT_SSH_LIMITS, type SshLimits } from './limits.js';
@@ -88,14 +88,7 @@ interface SshMetrics {
 function sshMetrics(registry: Registry): SshMetrics {
   // Registered here (on the server's own registry) because they exist only with the SSH transport; the
   // lookup keeps a second SshServer on the same registry from failing on duplicate registration.
-  const connections =
-    (registry.getSingleMetric('mirrorfarm_ssh_connections_total') as Counter<'outcome'> | undefined) ??
-    new Counter({
-      name: 'mirrorfarm_ssh_connections_total',
-      help: 'SSH connections, by outcome: accepted, refused (limits or shutdown), login_timeout, too_many_auth_attempts.',
-      labelNames: ['outcome'] as const,
-      registers: [registry],
-    });
+  const connections = sshConnectionsCounter(registry);
   const open =
     (registry.getSingleMetric('mirrorfarm_ssh_connections_open') as Gauge<'state'> | undefined) ??
     new Gauge({

@@ -1,19 +1,8 @@
 // What sshd's log tells the server: `sshd -e` prints its refusals and logins one per line (OpenSSH 9's
 // wording), and these become the same metrics the built-in server counts.
-import { Counter, type Registry } from 'prom-client';
+import { sshConnectionsCounter } from '../ssh/front-end.js';
 import type { Metrics } from '../../obs/metrics.js';
 
-function connectionsMetric(registry: Registry) {
-  const connections =
-    (registry.getSingleMetric('mirrorfarm_ssh_connections_total') as Counter<'outcome'> | undefined) ??
-    new Counter({
-      name: 'mirrorfarm_ssh_connections_total',
-      help: 'SSH connections, by outcome: accepted, refused (limits or shutdown), login_timeout, too_many_auth_attempts.',
-      labelNames: ['outcome'] as const,
-      registers: [registry],
-    });
-  return { connections };
-}
 
 /**
  * sshd's refusals, which only its log shows: `sshd -e` prints them one per line (OpenSSH 9's wording). Each
@@ -30,7 +19,7 @@ const LOG_OUTCOMES: Array<[RegExp, 'auth_success' | 'auth_failure' | 'refused' |
 
 /** Counts one sshd log line into the server's metrics, if it is one of the outcomes above. */
 export function sshdLogCounter(metrics: Metrics): (line: string) => void {
-  const { connections } = connectionsMetric(metrics.registry);
+  const connections = sshConnectionsCounter(metrics.registry);
   return (line) => {
     for (const [pattern, outcome] of LOG_OUTCOMES) {
       if (!pattern.test(line)) continue;
