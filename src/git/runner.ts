@@ -2,6 +2,7 @@
 // an isolated environment (private HOME and config, no system config, no prompts, C locale), a timeout, and is
 // killed when the caller's AbortSignal fires (the client went away). Secrets never enter git's argv or env.
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import type { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 
 /** A flag written in our own source code. The template type keeps user input from being passed as one. */
@@ -59,6 +60,8 @@ export class GitError extends Error {
 }
 
 export type GitProcess = ChildProcessByStdio<Writable, Readable, Readable> & { exited: Promise<number | null> };
+/** A git whose stdout is a socket the caller handed over (spawnTo), so there is no stdout stream here. */
+export type GitProcessTo = ChildProcessByStdio<Writable, null, Readable> & { exited: Promise<number | null> };
 
 export interface GitRunnerOptions {
   binary: string;
@@ -104,11 +107,23 @@ export class GitRunner {
 
   /** Starts git with piped stdio; the caller streams. `exited` resolves with the exit code (null when killed). */
   spawn(command: GitCommand, options: GitRunOptions = {}): GitProcess {
+    return this.start(command, 'pipe', options) as GitProcess;
+  }
+
+  /**
+   * Like spawn(), but git writes its stdout straight into `stdout`, a socket whose descriptor is duplicated into
+   * git (the caller closes its own copy and reads the other end of the connection its own way).
+   */
+  spawnTo(command: GitCommand, stdout: Socket, options: GitRunOptions = {}): GitProcessTo {
+    return this.start(command, stdout, options) as GitProcessTo;
+  }
+
+  private start(command: GitCommand, stdout: 'pipe' | Socket, options: GitRunOptions): GitProcess | GitProcessTo {
     const args = options.gitDir ? ['--git-dir', options.gitDir, ...command.args] : [...command.args];
     const child = spawn(this.options.binary, args, {
       env: this.environment(options.env),
-      stdio: ['pipe', 'pipe', 'pipe'],
-    }) as GitProcess;
+      stdio: ['pipe', stdout, 'pipe'],
+    }) as GitProcess | GitProcessTo;
     let killTimer: NodeJS.Timeout | undefined;
     const stop = () => {
       if (child.exitCode !== null || child.signalCode !== null) return;

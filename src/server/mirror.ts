@@ -219,7 +219,7 @@ export async function startMirror(config: Config, log: Logger): Promise<RunningM
   const pushThrough = config.mirror.pushThrough
     ? new HttpPushThrough({ upstreamUrl, ca: trustedCas(config.trust.caFile), git, auth, published, waitMs: config.mirror.pushWaitSeconds * 1000, log: log.child({ component: 'push-through' }) })
     : undefined;
-  registerSmartHttp(app, git, auth, { maxFetchRequestBytes: config.http.maxFetchRequestBytes, maxPushBytes: config.http.maxPushBytes, ...(pushThrough ? { pushThrough } : {}) });
+  registerSmartHttp(app, git, auth, { maxFetchRequestBytes: config.http.maxFetchRequestBytes, maxPushBytes: config.http.maxPushBytes, outputDir: join(config.home, 'run'), ...(pushThrough ? { pushThrough } : {}) });
   lfs = config.lfs.enabled
     ? await attachMirrorLfs(app, { config, repos: store, runner, git, access, auth, upstream, identity: identity.key, assertionAudience: () => pushAudience(upstream.primaryBaseUrl()), metrics, log: log.child({ component: 'lfs' }), baseUrl, refusal: removedError })
     : undefined;

@@ -130,7 +130,7 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
     return reply.status(stopping ? 503 : 200).send(body);
   });
   app.get('/metrics', async (_request, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
-  registerSmartHttp(app, git, authenticator, { maxFetchRequestBytes: config.http.maxFetchRequestBytes, maxPushBytes: config.http.maxPushBytes });
+  registerSmartHttp(app, git, authenticator, { maxFetchRequestBytes: config.http.maxFetchRequestBytes, maxPushBytes: config.http.maxPushBytes, outputDir: join(config.home, 'run') });
   const pushAssertions = new PushAssertions(mirrors, users, repositories, () => baseUrl);
   const lfs = config.lfs.enabled
     ? await attachLfs(app, { config, db, events, users, repositories, mirrors, pushAssertions, git, access, auth: authenticator, metrics, log: log.child({ component: 'lfs' }), baseUrl: () => baseUrl })

@@ -8,7 +8,7 @@ import type { Repositories, RepositoryView } from '../domain/repositories.js';
 import { Errors } from '../errors.js';
 import type { HookEndpoint } from '../git/hook-endpoint.js';
 import type { RepoStore } from '../git/repo-store.js';
-import { GitCommand, type GitCommandLine, type GitProcess, type GitRunner } from '../git/runner.js';
+import { GitCommand, type GitCommandLine, type GitProcess, type GitProcessTo, type GitRunner } from '../git/runner.js';
 import type { Readable, Writable } from 'node:stream';
 import type { Logger } from '../obs/logger.js';
 import type { Metrics } from '../obs/metrics.js';
@@ -34,10 +34,13 @@ export interface GitRunOptions {
   mode: 'advertise' | 'stateless' | 'stream';
   gitProtocol?: string;
   signal?: AbortSignal;
+  /** Where git writes its stdout instead of a pipe (HTTP's GitOutput), and its byte count once read to the end. */
+  stdout?: { socket: Socket; bytes: Promise<number> };
 }
 
 export interface GitRun {
-  child: GitProcess;
+  /** `child.stdout` is null when the caller gave git a socket to write to (GitRunOptions.stdout). */
+  child: GitProcess | GitProcessTo;
   /** Streams the client's input into git (none for a ref advertisement) and git's output to the client. */
   connect(input: Readable | null, output: Writable): void;
   /** Streams the client's input into git only; the caller reads `child.stdout` and writes it out itself. */
@@ -104,7 +107,8 @@ export class GitService {
   /** Starts git. The caller streams its stdio and must wait for `done`. */
   run(view: RepositoryView, service: GitServiceName, options: GitRunOptions): GitRun {
     const tracked = this.begin(view, service, options);
-    const child = this.git.spawn(tracked.command, { env: tracked.env, signal: options.signal });
+    const spawnOptions = { env: tracked.env, ...(options.signal ? { signal: options.signal } : {}) };
+    const child = options.stdout ? this.git.spawnTo(tracked.command, options.stdout.socket, spawnOptions) : this.git.spawn(tracked.command, spawnOptions);
     const stderr: Buffer[] = [];
     child.stderr.on('data', (c: Buffer) => stderr.length < 64 && stderr.push(c));
     const connectInput = (input: Readable | null) => {
@@ -112,14 +116,15 @@ export class GitService {
       else child.stdin.end();
     };
     const connect = (input: Readable | null, output: Writable) => {
+      if (!child.stdout) throw new Error('connect() needs git stdout as a pipe');
       connectInput(input);
       child.stdout.pipe(output);
     };
-    const done = child.exited.then((code) => {
+    const done = child.exited.then(async (code) => {
       // Bytes are the pipes' own totals once git's stdio has closed, instead of a 'data' listener per chunk
       // (a full clone is ~15,000 chunks; the listener also kept git's stdout from being read in other ways).
       const bytesIn = child.stdin instanceof Socket ? child.stdin.bytesWritten : 0;
-      const bytesOut = child.stdout instanceof Socket ? child.stdout.bytesRead : 0;
+      const bytesOut = options.stdout ? await options.stdout.bytes : child.stdout instanceof Socket ? child.stdout.bytesRead : 0;
       return tracked.finish(code, { bytesIn, bytesOut, stderr: Buffer.concat(stderr).toString('utf8') });
     });
     return { child, done, connect, connectInput, stderr: () => Buffer.concat(stderr).toString('utf8') };

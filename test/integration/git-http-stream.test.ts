@@ -1,10 +1,10 @@
 // How git's output streams over HTTPS (src/transport/http/git-response.ts): the byte metrics are exact, a
 // client that stops reading holds git back instead of the server buffering the pack, a client that goes
-// away mid-pack stops git, and the git routes still count in the request metrics although they write Node's
-// response themselves.
+// away mid-pack stops git, the sockets git writes into are private and gone once they are connected, and the
+// git routes still count in the request metrics although they write Node's response themselves.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { request } from 'node:https';
 import { join } from 'node:path';
@@ -139,5 +139,19 @@ describe('git output over HTTPS', () => {
     await eventually(async () => (await metricValue(server, 'mirrorfarm_git_operations_active', labels)) === 0, 'no git operation to be active');
     // The server goes on serving.
     assert.equal(parseLsRemote(await gitOk(server, ['ls-remote', server.httpUrl('STREAM', 'big')], { creds: ADMIN })).get('refs/heads/main'), main);
+  });
+
+  it('git writes into a socket in the owner-only HOME/run, and no socket file is left there, even mid-pack', async () => {
+    const run = join(server.home, 'run');
+    assert.equal(statSync(run).mode & 0o777, 0o700);
+    const res = await postUploadPack(fetchRequest());
+    assert.equal(res.statusCode, 200);
+    await new Promise<void>((resolve) => res.once('data', () => resolve()));
+    res.pause();
+    assert.deepEqual(readdirSync(run).filter((name) => name.startsWith('o-')), [], 'the listening socket is removed once git has its end');
+    res.resume();
+    for await (const _chunk of res as AsyncIterable<Buffer>) void _chunk;
+    await gitOk(server, ['ls-remote', server.httpUrl('STREAM', 'big')], { creds: ADMIN });
+    assert.deepEqual(readdirSync(run).filter((name) => name.startsWith('o-')), []);
   });
 });

@@ -1,60 +1,116 @@
 // Git's output as an HTTP response body. The status is chosen only once git has written its first byte (or
 // closed its output without any), so that a git failure can still become a proper HTTP error; after that,
-// git's stdout is written straight into Node's response, in batches, with backpressure.
+// git's output is written straight into Node's response, in batches, with backpressure.
 //
-// Measured on a 306 MiB clone (bench/RESULTS.md, "HTTPS data path"): git's pipe delivers ~20,000 reads of
-// 8-64 KiB, because Node reads faster than git writes. Before, each read went through a PassThrough, a
-// pipe() pause/resume cycle (a socket's 16 KiB high-water mark pauses the source after every read), its own
-// chunk frame, TLS write and loopback syscall, plus a counting 'data' listener. Writing the reads into the
-// corked response and uncorking once 256 KiB or 5 ms have gathered cuts the TLS writes and syscalls ~15x
-// (~1,400 per clone); batching per event-loop turn instead does not batch at all (1.2 reads per batch, as
-// git is the slower side). Backpressure is per batch: git is paused while the socket has not drained, so at
-// most one batch per response waits in memory. A batch is sent at once when git's output ends, so no
-// response waits for the timer; within a response, nothing waits on a client round trip.
+// Measured on a 306 MiB clone (bench/RESULTS.md, "HTTPS data path"): git delivers ~20,000 reads of 8-64 KiB,
+// because Node reads faster than git writes. Through a child-process pipe each read is a fresh 64 KiB buffer,
+// and that allocation rate made V8 collect garbage about every 300 ms of a transfer ("external memory
+// pressure"): a third of the server's CPU per clone. So git's stdout is not a pipe but one end of a Unix
+// socket connection, whose other end is read with net's `onread` option straight into buffers this module
+// owns: each read lands in a batch at the place it belongs, nothing is allocated or copied per read, and a
+// response reuses the same few batches from start to end.
+//
+// A batch is written out once 256 KiB have gathered or 5 ms after its first read (15x fewer TLS writes and
+// syscalls than a write per read), and at once when git's output ends, so no response waits for the timer.
+// Backpressure: at most two writes per response wait for the socket; reading from git stops until one is done.
+import { randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import type { Readable } from 'node:stream';
+import { connect, createServer, type Socket } from 'node:net';
+import { join } from 'node:path';
 
 /** A batch is written out once it holds this much... */
 export const BATCH_BYTES = 256 * 1024;
 /** ...or this long after its first read. */
 export const BATCH_MS = 5;
+/** Room offered to each read: git writes pack data in side-band packets of up to 65,520 bytes. */
+const READ_ROOM = 64 * 1024;
+/** Writes of one response that may wait for the client's socket before git is read again. */
+const MAX_WRITES_WAITING = 2;
 
-/** Reads git's stdout from the start, holding back what arrives until the response is committed. */
+class Batch {
+  readonly bytes = Buffer.allocUnsafeSlow(BATCH_BYTES + READ_ROOM);
+  /** Where the part not yet written out starts, and where the next read lands. */
+  start = 0;
+  end = 0;
+  /** Writes of this batch's bytes not yet taken by the socket; it is reused only when none are left. */
+  writing = 0;
+  full = false;
+}
+
+/** Creates the owner-only directory GitOutput's sockets live in, once per server. */
+export function prepareOutputDir(dir: string): string {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  return dir;
+}
+
+/**
+ * Reads git's stdout from the start, holding back what arrives until the response is committed. Create it
+ * with open(), start git with `gitEnd` as its stdout (then call gitStarted()), and pass `bytes` to GitService.
+ */
 export class GitOutput {
-  private readonly held: Buffer[] = [];
-  private sink: ((chunk: Buffer) => void) | undefined;
+  /** git's end of the connection: pass it as git's stdout. */
+  gitEnd!: Socket;
+  /** The total git wrote, once its output has been read to the end (or the response gave up on it). */
+  readonly bytes: Promise<number>;
+  private resolveBytes!: (bytes: number) => void;
+  private reader!: Socket;
+  private current = new Batch();
+  private readonly spare: Batch[] = [];
+  private waiting = 0;
+  private paused = false;
+  private res: ServerResponse | undefined;
+  private held: Buffer | undefined;
   private ended = false;
+  private failure: Error | undefined;
+  private timer: NodeJS.Timeout | undefined;
   private onEnd: (() => void) | undefined;
-  private onError: ((err: Error) => void) | undefined;
-  private readonly started: Promise<void>;
+  private startedResolve!: () => void;
+  private readonly started = new Promise<void>((resolve) => (this.startedResolve = resolve));
 
-  constructor(private readonly source: Readable) {
-    this.started = new Promise((resolve) => {
-      source.on('data', (chunk: Buffer) => {
-        if (this.sink) return this.sink(chunk);
-        this.held.push(chunk);
-        // Nothing more is read from git until the response has a status; git waits on its pipe meanwhile.
-        source.pause();
-        resolve();
-      });
-      source.once('end', () => {
-        this.ended = true;
-        this.onEnd?.();
-        resolve();
-      });
-      // A broken pipe from git: the response (if started) is cut off, which the client reports as an error.
-      source.on('error', (err) => {
-        this.ended = true;
-        this.onError?.(err);
-        resolve();
-      });
+  private constructor() {
+    this.bytes = new Promise((resolve) => (this.resolveBytes = resolve));
+  }
+
+  /**
+   * Connects a fresh Unix socket in `dir` (owner-only, see prepareOutputDir) to itself: one end is for git, the
+   * other is read here. The listening socket is gone again before this resolves.
+   */
+  static async open(dir: string): Promise<GitOutput> {
+    // Short, as a Unix socket's path has at most 107 bytes: HOME/run/o-<12 hex digits>.
+    const path = join(dir, `o-${randomBytes(6).toString('hex')}`);
+    const server = createServer();
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(path, resolve);
     });
+    try {
+      const accepted = new Promise<Socket>((resolve) => server.once('connection', resolve));
+      const output = new GitOutput();
+      const reader = connect({ path, onread: { buffer: () => output.room(), callback: (bytes: number) => output.onRead(bytes) } });
+      output.attach(reader);
+      output.gitEnd = await Promise.race([accepted, new Promise<never>((_resolve, reject) => reader.once('error', reject))]);
+      return output;
+    } finally {
+      server.close(); // unlinks the path; the connection stays
+    }
+  }
+
+  /** Git has its copy of the socket; ours is closed, so that git's exit is the end of its output. */
+  gitStarted(): void {
+    this.gitEnd.destroy();
+  }
+
+  /** Gives up on git's output (the request failed before the response started): git gets EPIPE. */
+  close(): void {
+    this.gitEnd.destroy();
+    this.reader.destroy();
   }
 
   /** Resolves once git has written something (true) or closed its output without writing anything (false). */
   async first(): Promise<boolean> {
     await this.started;
-    return this.held.length > 0;
+    return this.held !== undefined;
   }
 
   /**
@@ -64,53 +120,98 @@ export class GitOutput {
    */
   sendTo(res: ServerResponse, headers: OutgoingHttpHeaders, prefix?: Buffer): Promise<void> {
     return new Promise((resolve) => {
-      const source = this.source;
-      let corked = false;
-      let batched = 0;
-      let timer: NodeJS.Timeout | undefined;
-      const flush = () => {
-        if (timer) clearTimeout(timer);
-        timer = undefined;
-        if (!corked) return;
-        corked = false;
-        batched = 0;
-        res.uncork();
-        if (res.writableNeedDrain && !this.ended) {
-          source.pause();
-          res.once('drain', () => source.resume());
-        }
-      };
-      const write = (chunk: Buffer) => {
-        if (res.destroyed) return;
-        if (!corked) {
-          corked = true;
-          res.cork();
-        }
-        // The return value is checked per batch, in flush(): write() says false as soon as 16 KiB wait.
-        res.write(chunk);
-        batched += chunk.length;
-        if (batched >= BATCH_BYTES) flush();
-        else timer ??= setTimeout(flush, BATCH_MS);
-      };
-      const finish = () => {
-        flush();
-        if (!res.destroyed) res.end();
-      };
       res.once('close', () => {
-        if (timer) clearTimeout(timer);
-        if (!res.writableFinished) source.destroy();
+        if (this.timer) clearTimeout(this.timer);
+        if (!res.writableFinished) this.reader.destroy();
         resolve();
       });
-      this.onError = (err) => res.destroy(err);
       res.writeHead(200, headers);
-      if (prefix) write(prefix);
-      for (const chunk of this.held.splice(0)) write(chunk);
-      this.sink = write;
-      if (this.ended) finish();
-      else {
-        this.onEnd = finish;
-        source.resume();
-      }
+      const opening = prefix && this.held ? Buffer.concat([prefix, this.held]) : (prefix ?? this.held);
+      if (opening) res.write(opening);
+      this.held = undefined;
+      this.res = res;
+      if (this.failure) return void res.destroy(this.failure);
+      if (this.ended) return void res.end();
+      this.onEnd = () => {
+        this.send();
+        if (this.failure) res.destroy(this.failure);
+        else if (!res.destroyed) res.end();
+      };
+      this.resume();
     });
+  }
+
+  private attach(reader: Socket): void {
+    this.reader = reader;
+    reader.once('end', () => this.finish());
+    // A broken connection to git: the response (if started) is cut off, which the client reports as an error.
+    reader.on('error', (err) => {
+      this.failure = err;
+      this.finish();
+    });
+    reader.once('close', () => this.resolveBytes(reader.bytesRead));
+  }
+
+  private finish(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.startedResolve();
+    this.onEnd?.();
+  }
+
+  /** Where the next read lands: the free end of the current batch, or a fresh batch once it is full. */
+  private room(): Buffer {
+    if (this.current.bytes.length - this.current.end < READ_ROOM) {
+      this.send();
+      const full = this.current;
+      full.full = true;
+      if (full.writing === 0) this.spare.push(full);
+      this.current = this.spare.pop() ?? new Batch();
+      Object.assign(this.current, { start: 0, end: 0, writing: 0, full: false });
+    }
+    return this.current.bytes.subarray(this.current.end);
+  }
+
+  /** `bytes` more have landed at the end of the current batch. Returns false to stop reading for now. */
+  private onRead(bytes: number): boolean {
+    const batch = this.current;
+    batch.end += bytes;
+    if (!this.res) {
+      // Nothing more is read from git until the response has a status; git waits on its socket meanwhile.
+      this.held = Buffer.from(batch.bytes.subarray(batch.start, batch.end));
+      batch.start = batch.end = 0;
+      this.startedResolve();
+      this.paused = true;
+      return false;
+    }
+    if (batch.end - batch.start >= BATCH_BYTES) this.send();
+    else this.timer ??= setTimeout(() => this.send(), BATCH_MS);
+    if (this.waiting < MAX_WRITES_WAITING) return true;
+    this.paused = true;
+    return false;
+  }
+
+  /** Writes out what the current batch holds beyond what was already written. */
+  private send(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    const res = this.res;
+    const batch = this.current;
+    if (!res || res.destroyed || batch.end === batch.start) return;
+    const part = batch.bytes.subarray(batch.start, batch.end);
+    batch.start = batch.end;
+    batch.writing++;
+    this.waiting++;
+    res.write(part, () => {
+      this.waiting--;
+      if (--batch.writing === 0 && batch.full) this.spare.push(batch);
+      if (this.waiting < MAX_WRITES_WAITING) this.resume();
+    });
+  }
+
+  private resume(): void {
+    if (!this.paused || this.ended) return;
+    this.paused = false;
+    this.reader.resume();
   }
 }

@@ -9,8 +9,9 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Principal } from '../../access/authorize.js';
 import { Errors, MirrorfarmError } from '../../errors.js';
 import { errPacket, pktLine, FLUSH_PKT, PktLineFramingError, PktLineValidator } from '../../protocol/pkt-line.js';
-import { validGitProtocol, type GitRun, type GitService, type GitServiceName } from '../git-service.js';
-import { GitOutput } from './git-response.js';
+import type { RepositoryView } from '../../domain/repositories.js';
+import { validGitProtocol, type GitRun, type GitRunOptions, type GitService, type GitServiceName } from '../git-service.js';
+import { GitOutput, prepareOutputDir } from './git-response.js';
 
 /** A mirror's: pushes pass on to the primary instead of running here. */
 export interface PushForwarder {
@@ -21,6 +22,8 @@ export interface PushForwarder {
 export interface SmartHttpOptions {
   maxFetchRequestBytes: number;
   maxPushBytes: number;
+  /** Owner-only directory for the sockets git writes its output into (HOME/run). */
+  outputDir: string;
   pushThrough?: PushForwarder;
 }
 
@@ -63,19 +66,38 @@ export interface HttpAuthenticator {
 export function registerSmartHttp(app: FastifyInstance, git: GitService, auth: HttpAuthenticator, options: SmartHttpOptions): void {
   // Git request bodies are passed through as streams; Fastify must not buffer or parse them.
   app.addContentTypeParser(['application/x-git-upload-pack-request', 'application/x-git-receive-pack-request'], (_req, payload, done) => done(null, payload));
+  const outputDir = prepareOutputDir(options.outputDir);
+
+  /** Starts git with its stdout on a GitOutput's socket (see git-response.ts for why not a pipe). */
+  async function startGit(view: RepositoryView, service: GitServiceName, runOptions: GitRunOptions): Promise<{ run: GitRun; output: GitOutput }> {
+    const output = await GitOutput.open(outputDir);
+    try {
+      const run = git.run(view, service, { ...runOptions, stdout: { socket: output.gitEnd, bytes: output.bytes } });
+      output.gitStarted();
+      return { run, output };
+    } catch (err) {
+      output.close();
+      throw err;
+    }
+  }
 
   /** Waits for git's first output byte (or its exit) before the response status is committed. */
-  async function respond(request: FastifyRequest, reply: FastifyReply, run: GitRun, inputFailed: () => Error | undefined, prefix?: Buffer) {
-    const output = new GitOutput(run.child.stdout);
-    const wrote = await output.first();
-    const failure = inputFailed();
-    if (failure) throw failure;
-    if (!wrote && !(await run.done)) {
-      // Malformed protocol data is the client's fault and git's message about it is safe to show; any other
-      // failure may mention server paths, so it goes to the log only.
-      const protocolError = /^fatal: (protocol error|unknown capability|expected|unexpected|invalid|bad|git upload-pack: )[^\n]*/m.exec(run.stderr());
-      if (protocolError) throw Errors.invalid(`Malformed git request: ${protocolError[0].slice('fatal: '.length)}`);
-      throw Errors.gitFailed(`the request could not be processed; see the server log (request id ${request.id})`);
+  async function respond(request: FastifyRequest, reply: FastifyReply, started: { run: GitRun; output: GitOutput }, inputFailed: () => Error | undefined, prefix?: Buffer) {
+    const { run, output } = started;
+    try {
+      const wrote = await output.first();
+      const failure = inputFailed();
+      if (failure) throw failure;
+      if (!wrote && !(await run.done)) {
+        // Malformed protocol data is the client's fault and git's message about it is safe to show; any other
+        // failure may mention server paths, so it goes to the log only.
+        const protocolError = /^fatal: (protocol error|unknown capability|expected|unexpected|invalid|bad|git upload-pack: )[^\n]*/m.exec(run.stderr());
+        if (protocolError) throw Errors.invalid(`Malformed git request: ${protocolError[0].slice('fatal: '.length)}`);
+        throw Errors.gitFailed(`the request could not be processed; see the server log (request id ${request.id})`);
+      }
+    } catch (err) {
+      output.close();
+      throw err;
     }
     noCache(reply);
     // From here on the response is written by GitOutput, straight into Node's response (see git-response.ts
@@ -103,12 +125,12 @@ export function registerSmartHttp(app: FastifyInstance, git: GitService, auth: H
       return reply.send(Buffer.concat([pktLine(`# service=git-${service}\n`), FLUSH_PKT, errPacket(err.message)]));
     }
     const abort = abortOnClose(reply);
-    const run = git.run(view, service, { transport: 'http', principal, mode: 'advertise', gitProtocol, signal: abort.signal });
-    run.connectInput(null);
+    const started = await startGit(view, service, { transport: 'http', principal, mode: 'advertise', ...(gitProtocol ? { gitProtocol } : {}), signal: abort.signal });
+    started.run.connectInput(null);
     reply.type(`application/x-git-${service}-advertisement`);
     // Protocol v2 starts with the capability advertisement; v0 expects the "# service" preamble first.
     const v2 = gitProtocol?.split(':').includes('version=2');
-    return respond(request, reply, run, () => undefined, v2 ? undefined : Buffer.concat([pktLine(`# service=git-${service}\n`), FLUSH_PKT]));
+    return respond(request, reply, started, () => undefined, v2 ? undefined : Buffer.concat([pktLine(`# service=git-${service}\n`), FLUSH_PKT]));
   });
 
   for (const [path, service] of Object.entries(SERVICES)) {
@@ -151,10 +173,10 @@ export function registerSmartHttp(app: FastifyInstance, git: GitService, auth: H
       const framing = new PktLineValidator({ untilFlush: service === 'receive-pack' });
       framing.on('error', fail);
       input = input.pipe(framing);
-      const run = git.run(view, service, { transport: 'http', principal, mode: 'stateless', gitProtocol, signal: abort.signal });
-      run.connectInput(input);
+      const started = await startGit(view, service, { transport: 'http', principal, mode: 'stateless', ...(gitProtocol ? { gitProtocol } : {}), signal: abort.signal });
+      started.run.connectInput(input);
       reply.type(`application/x-git-${service}-result`);
-      return respond(request, reply, run, () => inputError);
+      return respond(request, reply, started, () => inputError);
     });
   }
 }
