@@ -39,20 +39,21 @@ RUN npm run build \
 FROM ${NODE_IMAGE}
 # git does the Git work; ssh is how a mirror fetches from its primary; sshd is the OpenSSH front end (run by the
 # server as git, never as a system service: the host keys Debian generates are removed, the server brings its
-# own); tini is PID 1: it forwards SIGTERM to the server (which lets running clones finish) and reaps orphans
+# own), and perl runs its keys and session commands (bin/; git depends on perl anyway); tini is PID 1: it forwards SIGTERM to the server (which lets running clones finish) and reaps orphans
 # such as ssh's background multiplexing masters. Not `tini -g`: signalling the whole group would kill running
 # git transfers at once.
 # The account git: sshd runs every session's forced command with its login shell (so /bin/sh, not nologin), and
 # '*' as its password field keeps it from counting as locked while allowing no password login.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends git openssh-client openssh-server tini ca-certificates \
+ && apt-get install -y --no-install-recommends git perl openssh-client openssh-server tini ca-certificates \
  && rm -rf /var/lib/apt/lists/* /etc/ssh/ssh_host_* \
  && groupadd --system --gid 10001 git \
  && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/mirrorfarm --no-create-home --shell /bin/sh git \
  && usermod -p '*' git \
  && install -d -o 10001 -g 10001 -m 0750 /var/lib/mirrorfarm \
  && install -d -m 0755 /etc/mirrorfarm /etc/mirrorfarm/ssh /etc/mirrorfarm/identity /etc/mirrorfarm/trust
-# Owned by root and not writable by anyone else: sshd runs the keys command (bin/) only from such a path.
+# Owned by root and not writable by anyone else: sshd runs the keys command (bin/) only from such a path, and the
+# server refuses to start the OpenSSH front end otherwise (the session command beside it runs as git).
 COPY --from=build /opt/mirrorfarm /opt/mirrorfarm
 RUN chmod -R go-w /opt/mirrorfarm \
  && ln -s /opt/mirrorfarm/dist/cli/main.js /usr/local/bin/mirrorfarm

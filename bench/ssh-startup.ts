@@ -32,6 +32,7 @@ async function main(): Promise<void> {
   installCleanup();
   const tmp = join(work, 'tmp', `startup-${process.pid}`);
   mkdirSync(tmp, { recursive: true });
+  mkdirSync(join(work, 'logs'), { recursive: true });
   removeAtExit(tmp);
   const key = await ensureClientKey(join(work, 'ssh'));
 

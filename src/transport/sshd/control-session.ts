@@ -6,7 +6,7 @@ import type { Socket } from 'node:net';
 import { PassThrough, Writable } from 'node:stream';
 import type { GitService } from '../git-service.js';
 import { runGitPiped, type GitLaunch, type SshSessionIo, type SshStreams } from '../ssh/exec-handler.js';
-import { Frame, frame } from './frames.js';
+import { execPayload, Frame, frame } from './frames.js';
 
 /** How long a script that was told to stop may take to kill git before its connection is dropped. */
 const STOP_GRACE_MS = 8000;
@@ -71,7 +71,7 @@ export class ControlSession implements SshSessionIo {
     if (this.stdio) return runGitPiped(this.git, launch, this.stdio);
     const plan = this.git.plan(launch.view, launch.service, { transport: 'ssh', principal: launch.principal, mode: 'stream', gitProtocol: launch.gitProtocol, signal: launch.signal });
     const exited = new Promise<number | null>((resolve) => (this.gitExit = resolve));
-    if (this.socket.writable) this.socket.write(frame(Frame.EXEC, JSON.stringify(plan.commandLine)));
+    if (this.socket.writable) this.socket.write(frame(Frame.EXEC, execPayload(plan.commandLine)));
     else this.gitExit?.(null);
     const code = await exited;
     // Recorded (a push's ref changes included) before the client learns the exit status, as with the built-in server.
@@ -84,7 +84,7 @@ export class ControlSession implements SshSessionIo {
     if (this.socket.destroyed || !this.socket.writable) return;
     if (result.stdout) this.socket.write(frame(Frame.STDOUT, result.stdout));
     if (result.stderr) this.socket.write(frame(Frame.STDERR, result.stderr));
-    this.socket.write(frame(Frame.EXIT, JSON.stringify({ code: result.code })));
+    this.socket.write(frame(Frame.EXIT, String(result.code)));
     this.socket.end();
   }
 }

@@ -1,7 +1,11 @@
-// The wire format between mirrorfarm's server and the two small scripts OpenSSH's sshd runs for it (the
-// AuthorizedKeysCommand, bin/mirrorfarm-sshd-keys, and the forced session command, session-script.ts), over the Unix socket HOME/run/sshd.sock: frames of
-// one type byte, a 32-bit big-endian length and the payload. Deliberately tiny and dependency-free: the
-// session script imports it, and every SSH session pays that script's start-up.
+// The wire format between mirrorfarm's server and the two small Perl scripts OpenSSH's sshd runs for it (the
+// AuthorizedKeysCommand, bin/mirrorfarm-sshd-keys, and the forced session command, bin/mirrorfarm-sshd-session),
+// over the Unix socket HOME/run/sshd.sock: frames of one type byte, a 32-bit big-endian length and the payload.
+// The scripts parse no JSON (a JSON parser would cost more start-up than the rest of a script, and every key
+// offered and every session pays that start-up): what they send is JSON written by hand, what the server sends
+// them is plain text, NUL-separated fields and decimal numbers.
+
+import type { GitCommandLine } from '../../git/runner.js';
 
 export const Frame = {
   // script -> server
@@ -17,13 +21,13 @@ export const Frame = {
   // server -> script
   /** The answer to KEYS: one authorized_keys line, or empty. */
   KEYS_ANSWER: 16,
-  /** Run git with the client's stdio: a GitCommandLine. */
+  /** Run git with the client's stdio: a GitCommandLine as execPayload() writes it. */
   EXEC: 17,
   /** Start passing the client's input on (STDIN frames): the server talks to the client itself. */
   STREAM: 18,
   STDOUT: 19,
   STDERR: 20,
-  /** The session is over: {"code": n}; the script exits with it. */
+  /** The session is over: the exit code in decimal ("0"); the script exits with it. */
   EXIT: 21,
 } as const;
 
@@ -54,6 +58,18 @@ export class FrameReader {
     }
     return frames;
   }
+}
+
+/**
+ * EXEC's payload: timeoutMs, killGraceMs, file, the number of arguments, each argument, then NAME=VALUE for each
+ * variable of git's whole environment, every field ended by a NUL (which none of them can hold: it could not
+ * reach execve either).
+ */
+export function execPayload(line: GitCommandLine): Buffer {
+  const fields = [String(Math.ceil(line.timeoutMs)), String(Math.ceil(line.killGraceMs)), line.file, String(line.args.length), ...line.args, ...Object.entries(line.env).map(([name, value]) => `${name}=${value}`)];
+  for (const field of fields) if (field.includes('\0')) throw new Error(`git's command line holds a NUL byte: ${JSON.stringify(field)}`);
+  for (const name of Object.keys(line.env)) if (name === '' || name.includes('=')) throw new Error(`${JSON.stringify(name)} cannot name an environment variable`);
+  return Buffer.from(fields.map((f) => `${f}\0`).join(''), 'utf8');
 }
 
 /** What the session script tells the server about the session sshd started it for. */

@@ -40,8 +40,9 @@ import { checkSshdBinary, SshdProcess, testSshdConfig } from './sshd-process.js'
 
 /** The package root, whether this runs from dist/ (the server) or src/ (tests in process). */
 const PACKAGE_ROOT = resolvePath(fileURLToPath(new URL('../../../', import.meta.url)));
+/** sshd's AuthorizedKeysCommand and every session's forced command: small Perl scripts, for their start-up. */
 export const KEYS_COMMAND = join(PACKAGE_ROOT, 'bin', 'mirrorfarm-sshd-keys');
-export const SESSION_SCRIPT = join(PACKAGE_ROOT, 'dist', 'transport', 'sshd', 'session-script.js');
+export const SESSION_COMMAND = join(PACKAGE_ROOT, 'bin', 'mirrorfarm-sshd-session');
 
 /** A path that goes into sshd_config and the forced command line unquoted. */
 const SAFE_PATH = /^\/[A-Za-z0-9_./-]+$/;
@@ -123,9 +124,7 @@ export class OpenSshFrontEnd implements SshFrontEnd {
     if (process.getuid?.() === 0) await mkdir('/run/sshd', { recursive: true, mode: 0o755 });
 
     await this.listenControl(join(this.options.runDir, 'sshd.sock'));
-    for (const path of [process.execPath, this.socketPath]) {
-      if (!SAFE_PATH.test(path)) throw new MirrorfarmError('SSHD_SETUP_UNUSABLE', 500, `${path} cannot be used on sshd's command lines (only letters, digits and _./- are safe): move the home or node to such a path, or set ssh.frontend: builtin.`);
-    }
+    if (!SAFE_PATH.test(this.socketPath)) throw new MirrorfarmError('SSHD_SETUP_UNUSABLE', 500, `${this.socketPath} cannot be used on sshd's command lines (only letters, digits and _./- are safe): move the home to such a path, or set ssh.frontend: builtin.`);
 
     const configFile = join(dir, 'sshd_config');
     const portChosen = this.options.port !== 0;
@@ -161,26 +160,32 @@ export class OpenSshFrontEnd implements SshFrontEnd {
     }
   }
 
-  /** sshd runs the keys command only from a path that root owns all the way up; say so now rather than at each login. */
+  /**
+   * sshd runs the keys command only from a path that root owns all the way up (StrictModes); the session command
+   * sits next to it and is held to the same, since it runs as the account clients log in as. Say so now rather
+   * than at each login.
+   */
   private async checkScripts(): Promise<void> {
-    for (const file of [KEYS_COMMAND, SESSION_SCRIPT]) {
+    for (const file of [KEYS_COMMAND, SESSION_COMMAND]) {
+      let mode: number;
       try {
-        await stat(file);
+        mode = (await stat(file)).mode;
       } catch {
-        throw new MirrorfarmError('SSHD_SETUP_UNUSABLE', 500, `${file} is missing: the package is incomplete (in a checkout, run npm run build).`);
+        throw new MirrorfarmError('SSHD_SETUP_UNUSABLE', 500, `${file} is missing: the package is incomplete; reinstall it.`);
       }
-    }
-    if (!SAFE_PATH.test(KEYS_COMMAND)) throw new MirrorfarmError('SSHD_SETUP_UNUSABLE', 500, `${KEYS_COMMAND} cannot be used on sshd's command lines (only letters, digits and _./- are safe): install the package under such a path.`);
-    for (let path = KEYS_COMMAND; ; path = dirname(path)) {
-      const info = await stat(path);
-      if (info.uid !== 0 || (info.mode & 0o022) !== 0) {
-        throw new MirrorfarmError(
-          'SSHD_SETUP_UNUSABLE',
-          500,
-          `sshd will not run ${KEYS_COMMAND}: ${path} must belong to root and not be writable by group or others (sshd's StrictModes check of every directory above an AuthorizedKeysCommand). Install the package in such a directory (e.g. /usr/lib/node_modules or /app owned by root), or set ssh.frontend: builtin.`,
-        );
+      if ((mode & 0o111) === 0) throw new MirrorfarmError('SSHD_SETUP_UNUSABLE', 500, `${file} is not executable: the package is incomplete; reinstall it (or chmod 755 ${file}).`);
+      if (!SAFE_PATH.test(file)) throw new MirrorfarmError('SSHD_SETUP_UNUSABLE', 500, `${file} cannot be used on sshd's command lines (only letters, digits and _./- are safe): install the package under such a path.`);
+      for (let path = file; ; path = dirname(path)) {
+        const info = await stat(path);
+        if (info.uid !== 0 || (info.mode & 0o022) !== 0) {
+          throw new MirrorfarmError(
+            'SSHD_SETUP_UNUSABLE',
+            500,
+            `sshd will not run ${file}: ${path} must belong to root and not be writable by group or others (sshd's StrictModes check of every directory above an AuthorizedKeysCommand; the session command beside it is held to the same). Install the package in such a directory (e.g. /usr/lib/node_modules or /app owned by root), or set ssh.frontend: builtin.`,
+          );
+        }
+        if (path === dirname(path)) break;
       }
-      if (path === dirname(path)) break;
     }
   }
 
@@ -256,8 +261,8 @@ export class OpenSshFrontEnd implements SshFrontEnd {
     else if (!this.closing) {
       const owner = await this.deps.keys.resolve(blob);
       if (owner) {
-        // `restrict`: no TTY, forwarding, agent, X11 or ~/.ssh/rc; the session script is all the key can run.
-        line = `restrict,command="${process.execPath} ${SESSION_SCRIPT} ${this.socketPath} ${fingerprint}" ${type} ${key}`;
+        // `restrict`: no TTY, forwarding, agent, X11 or ~/.ssh/rc; the session command is all the key can run.
+        line = `restrict,command="${SESSION_COMMAND} ${this.socketPath} ${fingerprint}" ${type} ${key}`;
         this.log.debug({ fingerprint, user: owner.label }, 'SSH key accepted by the keys command');
       } else this.log.info({ fingerprint }, 'SSH key refused: not registered (or its user is inactive)');
     }
