@@ -21,6 +21,13 @@ export function sshConnectionsCounter(registry: Registry): Counter<'outcome'> {
   );
 }
 
+/**
+ * How long a connection that is to end (graceful shutdown, revoked access) may take to close by itself after its
+ * last git operation: the client still has to read what was sent (OpenSSH's client drops output it has not
+ * written out when a disconnect arrives, and sshd drops what it has not sent when it is stopped).
+ */
+export const CLIENT_CLOSE_WAIT_MS = 10_000;
+
 export interface SshFrontEnd {
   /** Starts listening; resolves with the bound port. */
   listen(): Promise<number>;

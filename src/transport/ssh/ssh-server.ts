@@ -13,6 +13,7 @@
 //   and nothing but "env GIT_PROTOCOL" and "exec git-upload-pack|git-receive-pack PATH" is accepted.
 import { createServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import type { Writable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import ssh2, { type AuthContext, type Connection, type NegotiatedAlgorithms, type PublicKeyAuthContext, type ServerChannel, type Session } from 'ssh2';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { fingerprintOf } from '../../domain/users.js';
@@ -25,7 +26,7 @@ import { SSH_ALGORITHMS } from './algorithms.js';
 import { runGitPiped, SshExecHandler, type ExecHandlerDeps, type ExecResult, type SshSessionIo } from './exec-handler.js';
 import { loadOrCreateHostKeys, loadSharedHostKeys, type HostKey } from './host-keys.js';
 import { DEFAULT_SSH_LIMITS, type SshLimits } from './limits.js';
-import { sshConnectionsCounter, type SshFrontEnd } from './front-end.js';
+import { CLIENT_CLOSE_WAIT_MS, sshConnectionsCounter, type SshFrontEnd } from './front-end.js';
 
 export type { KeyOwner, SshKeyResolver } from './exec-handler.js';
 export { DEFAULT_SSH_LIMITS, type SshLimits } from './limits.js';
@@ -542,6 +543,11 @@ export class SshServer implements SshFrontEnd {
     // Exit status must precede the channel close, and ssh2 closes a server channel as soon as it is ended.
     channel.exit(code);
     channel.end();
+    // Ending the connection at once would cut off what the client still holds: OpenSSH's client drops output it
+    // has not written out yet when a disconnect arrives (a clone during a graceful shutdown failed with
+    // "unexpected disconnect while reading sideband packet"). The client closes its side of the channel once it
+    // has, so a connection that is about to end waits for that, for a while at most.
+    if (this.closing || conn.revoked) await Promise.race([gone, sleep(CLIENT_CLOSE_WAIT_MS, undefined, { ref: false })]);
     this.afterChannel(conn);
   }
 

@@ -18,6 +18,7 @@ import { mkdir, rm, writeFile, chmod, stat } from 'node:fs/promises';
 import { createServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { userInfo } from 'node:os';
 import { dirname, join, resolve as resolvePath } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { fingerprintOf } from '../../domain/users.js';
 import { MirrorfarmError } from '../../errors.js';
@@ -26,7 +27,7 @@ import type { Logger } from '../../obs/logger.js';
 import { validGitProtocol } from '../git-service.js';
 import { printable } from '../ssh/command.js';
 import { SshExecHandler } from '../ssh/exec-handler.js';
-import type { SshFrontEnd, SshFrontEndOptions } from '../ssh/front-end.js';
+import { CLIENT_CLOSE_WAIT_MS, type SshFrontEnd, type SshFrontEndOptions } from '../ssh/front-end.js';
 import { loadOrCreateHostKeys, loadSharedHostKeys, type HostKey } from '../ssh/host-keys.js';
 import { DEFAULT_SSH_LIMITS, type SshLimits } from '../ssh/limits.js';
 import type { SshServerDeps } from '../ssh/ssh-server.js';
@@ -76,6 +77,8 @@ export class OpenSshFrontEnd implements SshFrontEnd {
   private readonly listenerPids = new Set<number>();
   private closing = false;
   private closed?: Promise<void>;
+  /** Connections being ended once their client has what it was sent (endWhenDone). */
+  private readonly ending = new Set<Promise<void>>();
   private unsubscribe?: () => void;
   private pruneTimer?: NodeJS.Timeout;
   private socketPath = '';
@@ -317,9 +320,25 @@ export class OpenSshFrontEnd implements SshFrontEnd {
       const record = tracked.connection;
       if (record) {
         record.sessions.delete(session);
-        if ((record.revoked || this.closing) && record.sessions.size === 0) this.endConnection(record, record.revoked ? 'access revoked' : 'server shutting down');
+        if ((record.revoked || this.closing) && record.sessions.size === 0) this.endWhenDone(record, record.revoked ? 'access revoked' : 'server shutting down');
       }
     }
+  }
+
+  /**
+   * Ends a connection whose last session just finished, once sshd has delivered that session's output: stopping
+   * sshd now would drop what it still holds (up to the channel window; a clone during a graceful shutdown
+   * failed with "unexpected disconnect"). A client that got its command's end disconnects by itself; one that
+   * keeps the connection (multiplexing) is ended after CLIENT_CLOSE_WAIT_MS. close() waits for these.
+   */
+  private endWhenDone(record: ConnectionRecord, reason: string): void {
+    const deadline = Date.now() + CLIENT_CLOSE_WAIT_MS;
+    this.ending.add(
+      (async () => {
+        while (isAlive(record.pid) && Date.now() < deadline && record.sessions.size === 0) await sleep(50);
+        if (record.sessions.size === 0) this.endConnection(record, reason);
+      })(),
+    );
   }
 
   private endConnection(record: ConnectionRecord, reason: string): void {
@@ -365,6 +384,7 @@ export class OpenSshFrontEnd implements SshFrontEnd {
       }
       const control = this.control;
       await new Promise<void>((resolve) => (control?.listening ? control.close(() => resolve()) : resolve()));
+      await Promise.all(this.ending);
       await rm(this.socketPath, { force: true }).catch(() => {});
     })();
     if (force) {

@@ -6,6 +6,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 
 interface ProcStat {
   comm: string;
+  state: string;
   ppid: number;
 }
 
@@ -15,7 +16,7 @@ function stat(pid: number): ProcStat | undefined {
     // "pid (comm) state ppid ...": comm may itself hold spaces and parentheses, so cut at the last ")".
     const close = text.lastIndexOf(')');
     const fields = text.slice(close + 2).split(' ');
-    return { comm: text.slice(text.indexOf('(') + 1, close), ppid: Number(fields[1]) };
+    return { comm: text.slice(text.indexOf('(') + 1, close), state: fields[0] ?? '', ppid: Number(fields[1]) };
   } catch {
     return undefined;
   }
@@ -55,6 +56,8 @@ export function endSshdProcess(pid: number): boolean {
   }
 }
 
+/** Running, that is: neither gone nor a zombie waiting for its parent. */
 export function isAlive(pid: number): boolean {
-  return stat(pid) !== undefined;
+  const info = stat(pid);
+  return info !== undefined && info.state !== 'Z';
 }
