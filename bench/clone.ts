@@ -359,6 +359,8 @@ interface Mf {
   serverRepo?: string;
   serverRepoShape?: RepoShape;
   startupRssKb: number;
+  /** The MIRRORFARM_* settings it was started with (kept for the restart of the memory phase). */
+  env?: NodeJS.ProcessEnv;
 }
 
 async function startMirrorfarm(cfg: Config, tmp: string, meta: RepoMeta, key: ClientKey, variant: { name: string; env?: NodeJS.ProcessEnv } = { name: 'mf' }): Promise<Mf> {
@@ -370,7 +372,7 @@ async function startMirrorfarm(cfg: Config, tmp: string, meta: RepoMeta, key: Cl
   const server = await startServer({ root, home, tls, password, logPath, timeoutMs: cfg.startTimeoutMs, ...(variant.env ? { env: variant.env } : {}) });
   onCleanup(() => server.stop());
   try {
-    return await loadMirrorfarm(server, tls, password, home, meta, key, cfg);
+    return { ...(await loadMirrorfarm(server, tls, password, home, meta, key, cfg)), ...(variant.env ? { env: variant.env } : {}) };
   } catch (e) {
     await server.stop();
     throw e;
@@ -430,28 +432,47 @@ interface RssResult {
   samples: number;
   wallMs: number;
   clones: Array<{ kind: string; ms: number }>;
+  /** With the OpenSSH front end: the peak of the summed VmRSS of its sshd and session processes (not git). */
+  frontEndPeakKb?: number;
 }
 
-async function rssPhase(ctx: Ctx, mf: Mf, key: ClientKey): Promise<RssResult> {
-  log('restarting mirrorfarm for the RSS measurement ...');
+/** The server's own helper processes whose memory counts for a front end: sshd and its session scripts. */
+function frontEndRssKb(serverPid: number): number {
+  let kb = 0;
+  for (const p of descendants(serverPid)) {
+    if (p.comm.startsWith('git')) continue;
+    try {
+      kb += readMem(p.pid).rssKb;
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return kb;
+}
+
+async function rssPhase(ctx: Ctx, mf: Mf, key: ClientKey, variant: { name: string; sshUser: string }): Promise<RssResult> {
+  log(`restarting mirrorfarm (${variant.name}) for the RSS measurement ...`);
   await mf.server.stop();
   const server = await startServer({
     root,
     home: mf.home,
     tls: mf.tls,
     password: mf.password,
-    logPath: join(work, 'logs', 'clone-mirrorfarm-2.log'),
+    logPath: join(work, 'logs', `clone-mirrorfarm-${variant.name}-rss.log`),
     timeoutMs: ctx.cfg.startTimeoutMs,
+    ...(mf.env ? { env: mf.env } : {}),
   });
   mf.server = server;
   onCleanup(() => server.stop());
   await sleep(1000);
   const startup = readMem(server.pid);
   let peak = startup.rssKb;
+  let frontEndPeakKb = 0;
   let samples = 0;
   const timer = setInterval(() => {
     try {
       peak = Math.max(peak, readMem(server.pid).rssKb);
+      if (mf.env) frontEndPeakKb = Math.max(frontEndPeakKb, frontEndRssKb(server.pid));
       samples++;
     } catch {
       // process gone; reported by the clones failing
@@ -460,7 +481,7 @@ async function rssPhase(ctx: Ctx, mf: Mf, key: ClientKey): Promise<RssResult> {
   const n = ctx.cfg.concurrency;
   log(`${n} concurrent clones (${Math.ceil(n / 2)} HTTPS + ${Math.floor(n / 2)} SSH); sampling VmRSS every 50 ms ...`);
   const https = `https://127.0.0.1:${server.httpPort}/scm/BENCH/big.git`;
-  const ssh = `ssh://git@127.0.0.1:${server.sshPort}/bench/big.git`;
+  const ssh = `ssh://${variant.sshUser}@127.0.0.1:${server.sshPort}/bench/big.git`;
   const t = performance.now();
   const clones = await Promise.all(
     Array.from({ length: n }, async (_, i) => {
@@ -494,6 +515,7 @@ async function rssPhase(ctx: Ctx, mf: Mf, key: ClientKey): Promise<RssResult> {
     samples,
     wallMs,
     clones,
+    ...(mf.env ? { frontEndPeakKb } : {}),
   };
 }
 
@@ -753,11 +775,14 @@ async function main(): Promise<number> {
 
   let seqHwmKb: number | undefined;
   let rss: RssResult | undefined;
+  let rssSshd: RssResult | undefined;
   let rssError: string | undefined;
   if (mf) {
     seqHwmKb = readMem(mf.server.pid).hwmKb;
     try {
-      rss = await rssPhase(ctx, mf, key);
+      rss = await rssPhase(ctx, mf, key, { name: 'builtin', sshUser: 'git' });
+      // The same 4 clones against the server with the OpenSSH front end, whose SSH sessions live in sshd.
+      if (mfSshd) rssSshd = await rssPhase(ctx, mfSshd, key, { name: 'openssh', sshUser: userInfo().username });
     } catch (e) {
       rssError = e instanceof Error ? e.message : String(e);
       log(`RSS phase failed: ${rssError}`);
@@ -769,7 +794,7 @@ async function main(): Promise<number> {
   const distAtEnd = distStamp();
   const rebuilt = mf !== undefined && distAtEnd !== distAtStart;
   if (rebuilt) log('WARNING: dist/ changed during the run (the server was rebuilt); the mirrorfarm figures may mix versions');
-  const report = buildReport({ cfg, meta, samples, variants, mf, mfError, rss, rssError, seqHwmKb, ciphers, loadStart, rebuilt, distAtStart, nginxTls });
+  const report = buildReport({ cfg, meta, samples, variants, mf, mfError, rss, rssSshd, rssError, seqHwmKb, ciphers, loadStart, rebuilt, distAtStart, nginxTls });
   process.stdout.write(report.text + '\n');
   writeFileSync(join(work, 'last-results.md'), report.markdown + '\n');
   log(`wrote ${join(work, 'last-results.md')}; total ${((Date.now() - t0) / 1000).toFixed(0)} s`);
@@ -787,6 +812,8 @@ interface ReportInput {
   mf: Mf | undefined;
   mfError: string | undefined;
   rss: RssResult | undefined;
+  /** The same phase against the server with the OpenSSH front end. */
+  rssSshd?: RssResult | undefined;
   rssError: string | undefined;
   seqHwmKb: number | undefined;
   ciphers: string[];
@@ -951,6 +978,14 @@ function buildReport(i: ReportInput): { text: string; markdown: string } {
       '',
       '',
     ]);
+    if (i.rssSshd) {
+      const o = i.rssSshd;
+      const okSshd = Math.max(o.peakSampledKb, o.hwmKb) / 1024 < TARGET_RSS_MIB;
+      results.push({ name: `server peak RSS, OpenSSH front end (${cfg.concurrency} concurrent clones)`, ok: okSshd });
+      cRows.push([`OpenSSH front end: VmHWM after ${cfg.concurrency} concurrent clones`, kbMiB(o.hwmKb), `< ${TARGET_RSS_MIB} MiB`, verdict(okSshd)]);
+      cRows.push(['OpenSSH front end: its sshd and session processes, peak of their summed VmRSS (shared pages counted each time)', kbMiB(o.frontEndPeakKb), 'reference', '']);
+      cRows.push([`OpenSSH front end: concurrent clones wall s`, `${fmt(o.wallMs / 1000)} (${o.clones.map((c) => fmt(c.ms / 1000)).join(', ')})`, '', '']);
+    }
   } else {
     results.push({ name: `server peak RSS (${cfg.concurrency} concurrent clones)`, ok: undefined });
     cRows.push([`VmHWM after ${cfg.concurrency} concurrent clones`, 'n/a', `< ${TARGET_RSS_MIB} MiB`, `n/a${i.rssError ? ' (failed)' : ''}`]);

@@ -28,7 +28,6 @@
 // bench/.work/mirror-results.md; samples in bench/.work/logs/fanout.json, server logs bench/.work/logs/fanout-*.log.
 // Exit code 0 when everything ran (targets met or not), 1 on failure. Processes and temp dirs are removed at exit.
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createProject, createRepo } from '../test/helpers/fixtures.js';
@@ -51,7 +50,7 @@ import {
   ms,
   progress,
   shutdown,
-  startPrimary,
+  startPrimaryWithFrontend,
   writeSection,
   type Node,
 } from './lib/mirror-harness.js';
@@ -190,28 +189,6 @@ function kib(bytes: number): string {
   return Number.isFinite(bytes) ? `${(bytes / 1024).toFixed(1)} KiB` : 'n/a';
 }
 
-/** The primary with the asked-for SSH front end, or a clear failure when this build cannot run it. */
-async function primaryWithFrontend(): Promise<Node> {
-  // sshd takes logins of the account it runs as only: the clone URLs' login name is this account's.
-  const env: Record<string, string> = FRONTEND === 'builtin' ? {} : { MIRRORFARM_SSH_FRONTEND: FRONTEND, MIRRORFARM_SSH_USER: userInfo().username };
-  let primary: Node;
-  try {
-    primary = await startPrimary(BENCH, env);
-  } catch (err) {
-    throw new Error(`the primary did not start with MIRRORFARM_SSH_FRONTEND=${FRONTEND}: ${(err as Error).message.split('\n').slice(0, 6).join(' / ')}`);
-  }
-  if (FRONTEND === 'openssh') {
-    // A server without the OpenSSH front end ignores the variable; one with it runs sshd as its child.
-    const deadline = Date.now() + 10_000;
-    while (!descendants(primary.pid).some((p) => p.comm === 'sshd') && Date.now() < deadline) await sleep(100);
-    if (!descendants(primary.pid).some((p) => p.comm === 'sshd')) {
-      throw new Error('BENCH_SSH_FRONTEND=openssh: this build of the server has no OpenSSH front end (it ignored MIRRORFARM_SSH_FRONTEND=openssh and no sshd runs under it); only BENCH_SSH_FRONTEND=builtin can be measured with it');
-    }
-  } else if (FRONTEND !== 'builtin') {
-    throw new Error(`BENCH_SSH_FRONTEND=${FRONTEND}: expected builtin or openssh`);
-  }
-  return primary;
-}
 
 async function main(): Promise<void> {
   installCleanup();
@@ -221,7 +198,7 @@ async function main(): Promise<void> {
   const started = Date.now();
   progress(`${BENCH}: one primary (SSH front end ${FRONTEND}), 3 farms of 3 nodes on project FAN, 1 farm of 1 node on project BASE`);
 
-  const primary = await primaryWithFrontend();
+  const primary = await startPrimaryWithFrontend(BENCH, FRONTEND);
   const repoIds = new Map<string, number>();
   for (const project of ['FAN', 'BASE']) {
     await createProject(primary.server, project);

@@ -23,7 +23,8 @@
 // raw samples go to bench/.work/logs/mirror-latency.json, server logs to bench/.work/logs/mirror-latency-*.log.
 //
 // Knobs: BENCH_PUSHES (200), BENCH_WARMUP_PUSHES (5), BENCH_POLL_MS (10), BENCH_DISK_POLL_MS (2),
-// BENCH_VISIBLE_TIMEOUT_S (60), BENCH_SYNC_PARALLELISM (mirror.syncParallelism; server default when unset).
+// BENCH_VISIBLE_TIMEOUT_S (60), BENCH_SYNC_PARALLELISM (mirror.syncParallelism; server default when unset),
+// BENCH_SSH_FRONTEND (builtin or openssh: the primary's SSH front end, which the mirror fetches through).
 // Exit code: 0 when everything ran (targets met or not), 1 on failure. Every process and temp dir is removed
 // at exit, on error and on SIGINT/SIGTERM.
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -54,7 +55,7 @@ import {
   readRefOnDisk,
   shutdown,
   startMirrorNode,
-  startPrimary,
+  startPrimaryWithFrontend,
   waitState,
   writeSection,
   type Dist,
@@ -70,6 +71,7 @@ const POLL_MS = envInt('BENCH_POLL_MS', 10);
 const DISK_POLL_MS = envInt('BENCH_DISK_POLL_MS', 2);
 const VISIBLE_TIMEOUT_MS = envInt('BENCH_VISIBLE_TIMEOUT_S', 60) * 1000;
 const PARALLELISM = process.env.BENCH_SYNC_PARALLELISM;
+const FRONTEND = process.env.BENCH_SSH_FRONTEND || 'builtin';
 const PROJECT = 'LAT';
 const SLUG = 'latency';
 
@@ -166,9 +168,9 @@ async function main(): Promise<void> {
   mkdirSync(LOG_DIR, { recursive: true });
   const facts = machineFacts();
   const stamp = distStamp();
-  progress(`${BENCH}: ${PUSHES} pushes (+${WARMUP} warm-up), HTTP poll every ${POLL_MS} ms, disk poll every ${DISK_POLL_MS} ms`);
+  progress(`${BENCH}: primary's SSH front end ${FRONTEND}; ${PUSHES} pushes (+${WARMUP} warm-up), HTTP poll every ${POLL_MS} ms, disk poll every ${DISK_POLL_MS} ms`);
 
-  const primary = await startPrimary(BENCH);
+  const primary = await startPrimaryWithFrontend(BENCH, FRONTEND);
   await createProject(primary.server, PROJECT);
   const repo = await createRepo(primary.server, PROJECT, SLUG);
   const work = tempDir('mf-bench-lat-');
@@ -251,6 +253,7 @@ async function main(): Promise<void> {
     `pushes: ${samples.length} timed (+${WARMUP} warm-up), one repository, ${requests.size ? '' : 'no '}mirror API requests in the window: ${[...requests].map(([k, v]) => `${k.replace('/rest/mirroring/1.0', '')} x${v}`).join(', ')}`,
     `HTTP polls per push: p50 ${pollsD.p50}, max ${pollsD.max}; poll round trip p50 ${rttD.p50.toFixed(1)} ms, p99 ${rttD.p99.toFixed(1)} ms (poll period ${POLL_MS} ms)`,
     `mirror sync duration (fetch + publish, its own histogram): ${syncCount} syncs, mean ${syncMean.toFixed(0)} ms; <= 50 ms ${(bucketShare('0.05') * 100).toFixed(0)}%, <= 100 ms ${(bucketShare('0.1') * 100).toFixed(0)}%, <= 250 ms ${(bucketShare('0.25') * 100).toFixed(0)}%, <= 500 ms ${(bucketShare('0.5') * 100).toFixed(0)}%, <= 1 s ${(bucketShare('1') * 100).toFixed(0)}%`,
+    `primary's SSH front end (the mirror fetches over it): ${FRONTEND}`,
     `mirror RSS during the timed pushes: peak ${mb(memory.peakRssKb)} (VmHWM ${mb(memory.hwmKb)})`,
     `machine during the timed pushes: ${formatLoad(machine)}`,
     `final ls-remote of the mirror equals the primary's: ${consistent ? 'yes' : 'NO'}`,
@@ -261,7 +264,7 @@ async function main(): Promise<void> {
   if (rebuilt) lines.push(rebuilt);
   process.stdout.write(`\n${facts.join('\n')}\n\n${textTable(headers, rows)}\n\n${lines.join('\n')}\n`);
   writeFileSync(join(LOG_DIR, `${BENCH}.json`), JSON.stringify({ facts, config: { PUSHES, WARMUP, POLL_MS, DISK_POLL_MS, PARALLELISM }, samples }, null, 1));
-  const command = `${Object.entries({ BENCH_PUSHES: PUSHES, BENCH_WARMUP_PUSHES: WARMUP, BENCH_POLL_MS: POLL_MS }).map(([k, v]) => `${k}=${v}`).join(' ')} node --import tsx bench/mirror-latency.ts`;
+  const command = `${Object.entries({ BENCH_PUSHES: PUSHES, BENCH_WARMUP_PUSHES: WARMUP, BENCH_POLL_MS: POLL_MS, BENCH_SSH_FRONTEND: FRONTEND }).map(([k, v]) => `${k}=${v}`).join(' ')} node --import tsx bench/mirror-latency.ts`;
   const file = writeSection(
     BENCH,
     [

@@ -10,12 +10,12 @@
 import { execFileSync } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, statSync, writeFileSync, type WriteStream } from 'node:fs';
 import { request, Agent } from 'node:https';
-import { cpus, loadavg, release, totalmem } from 'node:os';
+import { cpus, loadavg, release, totalmem, userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ADMIN, ROOT, api, startMirror, startServer, type ApiResponse, type TestServer } from '../../test/helpers/server.js';
 import { removeTempDirs } from '../../test/helpers/tmp.js';
-import { cleanupNow as procCleanupNow, clockTicks, readCpu, readMachineBusy, readMem, type ProcCpu } from './proc.js';
+import { cleanupNow as procCleanupNow, clockTicks, descendants, readCpu, readMachineBusy, readMem, type ProcCpu } from './proc.js';
 
 export const WORK = join(ROOT, 'bench', '.work');
 export const LOG_DIR = join(WORK, 'logs');
@@ -278,6 +278,28 @@ export async function startPrimary(bench: string, env: Record<string, string> = 
   writeFileSync(logPath, '');
   const server = await startServer({ env: { MIRRORFARM_LOG_LEVEL: 'info', ...env } });
   return attach(server, 'primary', logPath);
+}
+
+/** The primary with SSH front end `frontend` (BENCH_SSH_FRONTEND: builtin or openssh), or a clear failure when this build cannot run it. */
+export async function startPrimaryWithFrontend(bench: string, frontend: string): Promise<Node> {
+  if (frontend !== 'builtin' && frontend !== 'openssh') throw new Error(`BENCH_SSH_FRONTEND=${frontend}: expected builtin or openssh`);
+  // sshd takes logins of the account it runs as only: the clone URLs' login name is this account's.
+  const env: Record<string, string> = frontend === 'builtin' ? {} : { MIRRORFARM_SSH_FRONTEND: frontend, MIRRORFARM_SSH_USER: userInfo().username };
+  let primary: Node;
+  try {
+    primary = await startPrimary(bench, env);
+  } catch (err) {
+    throw new Error(`the primary did not start with MIRRORFARM_SSH_FRONTEND=${frontend}: ${(err as Error).message.split('\n').slice(0, 6).join(' / ')}`);
+  }
+  if (frontend === 'openssh') {
+    // A server without the OpenSSH front end ignores the variable; one with it runs sshd as its child.
+    const deadline = Date.now() + 10_000;
+    while (!descendants(primary.pid).some((p) => p.comm === 'sshd') && Date.now() < deadline) await sleep(100);
+    if (!descendants(primary.pid).some((p) => p.comm === 'sshd')) {
+      throw new Error('BENCH_SSH_FRONTEND=openssh: this build of the server has no OpenSSH front end (it ignored MIRRORFARM_SSH_FRONTEND=openssh and no sshd runs under it); only BENCH_SSH_FRONTEND=builtin can be measured with it');
+    }
+  }
+  return primary;
 }
 
 export async function startMirrorNode(bench: string, name: string, primary: Node, env: Record<string, string> = {}): Promise<Node> {
