@@ -702,7 +702,11 @@ async function main(): Promise<number> {
   if (cfg.nginx) {
     try {
       const tls = mf?.tls ?? (await makeDevCa(root, join(tmp, 'tls')));
-      gitHttp = await startGitHttpBackend(join(tmp, 'nginx'), meta.path, tls);
+      // nginx serves mirrorfarm's own copy when there is one, so that both HTTPS servers send the same pack
+      // (the pushed copy has no bitmap, unlike the generated repository): the comparison is then of the
+      // transports alone.
+      gitHttp = await startGitHttpBackend(join(tmp, 'nginx'), mf?.serverRepo ?? meta.path, tls);
+      log(`nginx serves ${mf?.serverRepo ? "mirrorfarm's copy" : 'the generated repository'}`);
       const g = gitHttp;
       onCleanup(() => g.stop());
       const env = { GIT_SSL_CAINFO: tls.ca, GIT_TERMINAL_PROMPT: '0' };
