@@ -68,11 +68,18 @@ export function registerSmartHttp(app: FastifyInstance, git: GitService, auth: H
   app.addContentTypeParser(['application/x-git-upload-pack-request', 'application/x-git-receive-pack-request'], (_req, payload, done) => done(null, payload));
   const outputDir = prepareOutputDir(options.outputDir);
 
-  /** Starts git with its stdout on a GitOutput's socket (see git-response.ts for why not a pipe). */
+  /**
+   * Starts git: a fetch's pack response with its stdout on a GitOutput's socket, everything else (small) with a
+   * pipe (see git-response.ts for why).
+   */
   async function startGit(view: RepositoryView, service: GitServiceName, runOptions: GitRunOptions): Promise<{ run: GitRun; output: GitOutput }> {
+    if (service !== 'upload-pack' || runOptions.mode !== 'stateless') {
+      const run = git.run(view, service, runOptions);
+      return { run, output: GitOutput.fromPipe(run.child.stdout!) };
+    }
     const output = await GitOutput.open(outputDir);
     try {
-      const run = git.run(view, service, { ...runOptions, stdout: { socket: output.gitEnd, bytes: output.bytes } });
+      const run = git.run(view, service, { ...runOptions, stdout: { socket: output.gitEnd!, bytes: output.bytes } });
       output.gitStarted();
       return { run, output };
     } catch (err) {
