@@ -40,7 +40,33 @@ class Batch {
   end = 0;
   /** Writes of this batch's bytes not yet taken by the socket; it is reused only when none are left. */
   writing = 0;
-  full = false;
+  /** No more reads land here (it is full, or its response is over): free once `writing` is 0. */
+  done = false;
+  /** In `free`: a batch is never handed out twice. */
+  pooled = false;
+}
+
+/**
+ * Batches no response uses, shared by all responses: a fresh 320 KiB buffer per response (glibc maps and unmaps
+ * one that large) cost a mirror answering 100 ref advertisements a second ~15 ms on every sync
+ * (bench:mirror-latency), so buffers are reused across responses too. Bounded, so a burst of concurrent
+ * clones leaves at most this many behind.
+ */
+const free: Batch[] = [];
+const MAX_FREE_BATCHES = 16;
+
+function takeBatch(): Batch {
+  const batch = free.pop() ?? new Batch();
+  batch.start = batch.end = batch.writing = 0;
+  batch.done = batch.pooled = false;
+  return batch;
+}
+
+/** Called when a batch's last write is done or its response is over, whichever is later. */
+function releaseBatch(batch: Batch): void {
+  if (!batch.done || batch.writing > 0 || batch.pooled || free.length >= MAX_FREE_BATCHES) return;
+  batch.pooled = true;
+  free.push(batch);
 }
 
 /** Creates the owner-only directory GitOutput's sockets live in, once per server. */
@@ -62,8 +88,7 @@ export class GitOutput {
   private resolveBytes!: (bytes: number) => void;
   private reader!: Readable;
   private total = 0;
-  private current = new Batch();
-  private readonly spare: Batch[] = [];
+  private current = takeBatch();
   private waiting = 0;
   private paused = false;
   private res: ServerResponse | undefined;
@@ -123,6 +148,13 @@ export class GitOutput {
   close(): void {
     this.gitEnd?.destroy();
     this.reader.destroy();
+    this.release();
+  }
+
+  /** Nothing more is read: the current batch goes back to the shared ones once its writes are done. */
+  private release(): void {
+    this.current.done = true;
+    releaseBatch(this.current);
   }
 
   /** Resolves once git has written something (true) or closed its output without writing anything (false). */
@@ -141,6 +173,7 @@ export class GitOutput {
       res.once('close', () => {
         if (this.timer) clearTimeout(this.timer);
         if (!res.writableFinished) this.reader.destroy();
+        this.release();
         resolve();
       });
       res.writeHead(200, headers);
@@ -181,11 +214,9 @@ export class GitOutput {
   private room(): Buffer {
     if (this.current.bytes.length - this.current.end < READ_ROOM) {
       this.send();
-      const full = this.current;
-      full.full = true;
-      if (full.writing === 0) this.spare.push(full);
-      this.current = this.spare.pop() ?? new Batch();
-      Object.assign(this.current, { start: 0, end: 0, writing: 0, full: false });
+      this.current.done = true;
+      releaseBatch(this.current);
+      this.current = takeBatch();
     }
     return this.current.bytes.subarray(this.current.end);
   }
@@ -223,7 +254,8 @@ export class GitOutput {
     this.waiting++;
     res.write(part, () => {
       this.waiting--;
-      if (--batch.writing === 0 && batch.full) this.spare.push(batch);
+      batch.writing--;
+      releaseBatch(batch);
       if (this.waiting < MAX_WRITES_WAITING) this.resume();
     });
   }
