@@ -7,12 +7,15 @@
 // and that allocation rate made V8 collect garbage about every 300 ms of a transfer ("external memory
 // pressure"): a third of the server's CPU per clone. So git's stdout is not a pipe but one end of a Unix
 // socket connection, whose other end is read with net's `onread` option straight into buffers this module
-// owns: each read lands in a batch at the place it belongs, nothing is allocated or copied per read, and a
-// response reuses the same few batches from start to end. That connection costs a listening socket and a few
-// event-loop turns per request, which only a response carrying a pack pays back: on a mirror answering 100
-// info/refs polls a second beside its syncs, it made every poll ~2 ms and every sync ~15 ms slower
-// (bench:mirror-latency). So ref advertisements and push reports, which are small, are read from git's pipe
-// (fromPipe) and copied into the batches; the batching below is the same for both.
+// owns: each read lands in a batch at the place it belongs, and nothing is allocated or copied per read. The
+// batches are shared by all responses.
+//
+// The connection costs a listening socket, a connect, an accept and a few event-loop turns per request, which
+// only a response carrying a pack pays back, so ref advertisements and push reports, which are small, are read
+// from git's pipe (fromPipe) and copied into the batches. The first version (that connection and a fresh
+// 320 KiB buffer for every response) made a mirror answering 100 info/refs polls a second beside its syncs
+// ~2 ms slower per poll and ~15 ms slower per sync (bench:mirror-latency); with small responses on the pipe and
+// the shared batches, the figures are those from before this module read git through a socket.
 //
 // A batch is written out once 256 KiB have gathered or 5 ms after its first read (15x fewer TLS writes and
 // syscalls than a write per read), and at once when git's output ends, so no response waits for the timer.
@@ -48,9 +51,8 @@ class Batch {
 
 /**
  * Batches no response uses, shared by all responses: a fresh 320 KiB buffer per response (glibc maps and unmaps
- * one that large) cost a mirror answering 100 ref advertisements a second ~15 ms on every sync
- * (bench:mirror-latency), so buffers are reused across responses too. Bounded, so a burst of concurrent
- * clones leaves at most this many behind.
+ * one that large, and V8 counts it as external memory) is a cost on every small response (see the top of this
+ * file). Bounded, so a burst of concurrent clones leaves at most this many behind.
  */
 const free: Batch[] = [];
 const MAX_FREE_BATCHES = 16;
