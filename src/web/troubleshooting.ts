@@ -23,8 +23,8 @@ const ROWS: Array<[codes: string[], cause: string, fix: string]> = [
   [['SSH_USER_MISMATCH'], 'with openssh, ssh.user is not the account mirrorfarm runs as (startup)', 'set ssh.user to that account, or run mirrorfarm as the ssh.user account'],
   [
     ['SSHD_SETUP_UNUSABLE'],
-    "with openssh, the package's keys command sits under a directory that is not root's or is group/world-writable (sshd would refuse it), a script is missing (a checkout not built), or a path holds characters sshd's command lines cannot take (startup)",
-    'install the package under root-owned directories (e.g. /opt/mirrorfarm), run npm run build in a checkout, or move the home to a plain path',
+    "with openssh, the package's keys or session command sits under a directory that is not root's or is group/world-writable (sshd would refuse it), one is missing or not executable (an incomplete package), or a path holds characters sshd's command lines cannot take (startup)",
+    'install the package under root-owned directories (e.g. /opt/mirrorfarm), reinstall it, or move the home to a plain path',
   ],
   [['SSHD_CONFIG_INVALID', 'SSHD_START_FAILED'], "sshd refused the configuration mirrorfarm wrote (sshd -t), or exited at start, e.g. the port is taken (startup; sshd's words are in the message)", 'fix what sshd names (ssh.host, ssh.port, the host keys)'],
   [['SSH_HOST_KEY_MISSING', 'SSH_HOST_KEY_UNREADABLE'], 'ssh.hostKeyDir is set but holds no readable ssh_host_ed25519_key / ssh_host_ecdsa_key', 'create the keys once (the message gives the ssh-keygen command) and give every node of the farm the same files'],
