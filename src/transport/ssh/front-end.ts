@@ -40,10 +40,13 @@ export interface SshFrontEnd {
 export interface SshFrontEndOptions {
   host: string;
   port: number;
+  /** Directory holding the persistent host keys. */
   hostKeyDir: string;
+  /** The keys are a farm's shared set (ssh.hostKeyDir): read them, never generate any. */
   sharedHostKeys?: boolean;
+  /** Overrides for tests and tuning; defaults in limits.ts. */
   limits?: Partial<SshLimits>;
-  /** The login name clients use (ssh.user). */
+  /** The one login name clients use (ssh.user, shown in clone URLs); default "git". */
   user?: string;
   /** OpenSSH front end: HOME/run, for sshd's configuration and the control socket. */
   runDir: string;

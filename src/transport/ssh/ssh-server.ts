@@ -26,23 +26,13 @@ import { SSH_ALGORITHMS } from './algorithms.js';
 import { runGitPiped, SshExecHandler, type ExecHandlerDeps, type ExecResult, type SshSessionIo } from './exec-handler.js';
 import { loadOrCreateHostKeys, loadSharedHostKeys, type HostKey } from './host-keys.js';
 import { DEFAULT_SSH_LIMITS, type SshLimits } from './limits.js';
-import { CLIENT_CLOSE_WAIT_MS, sshConnectionsCounter, type SshFrontEnd } from './front-end.js';
+import { CLIENT_CLOSE_WAIT_MS, sshConnectionsCounter, type SshFrontEnd, type SshFrontEndOptions } from './front-end.js';
 
 export type { KeyOwner, SshKeyResolver } from './exec-handler.js';
 export { DEFAULT_SSH_LIMITS, type SshLimits } from './limits.js';
 
-export interface SshServerOptions {
-  host: string;
-  port: number;
-  /** Directory holding the persistent host keys. */
-  hostKeyDir: string;
-  /** The keys are a farm's shared set (ssh.hostKeyDir): read them, never generate any. */
-  sharedHostKeys?: boolean;
-  /** Overrides for tests and tuning; defaults in limits.ts. */
-  limits?: Partial<SshLimits>;
-  /** The one login name clients use (ssh.user, shown in clone URLs); default "git". */
-  user?: string;
-}
+/** The built-in server needs what every front end does, without the OpenSSH front end's own settings. */
+export type SshServerOptions = Omit<SshFrontEndOptions, 'runDir' | 'sshdPath'>;
 
 /** What the SSH server needs; a primary and a mirror provide it differently. */
 export interface SshServerDeps extends ExecHandlerDeps {
