@@ -4,7 +4,7 @@
 // git routes still count in the request metrics although they write Node's response themselves.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { request } from 'node:https';
 import { join } from 'node:path';
@@ -12,6 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import { metricValue } from '../helpers/clients.js';
 import { createProject, createRepo } from '../helpers/fixtures.js';
 import { ADMIN, gitOk, makeWorkTree, parseLsRemote, startServer, type TestServer } from '../helpers/server.js';
+import { processesBelow } from '../helpers/processes.js';
 import { removeTempDirs } from '../helpers/tmp.js';
 
 let server: TestServer;
@@ -67,21 +68,11 @@ function postUploadPack(body: Buffer): Promise<IncomingMessage> {
   });
 }
 
-/** The server's live `git upload-pack` processes (its children, from /proc). */
+/** The server's live `git upload-pack --stateless-rpc` processes. */
 function uploadPacks(): number[] {
-  const out: number[] = [];
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      const cmdline = readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0');
-      if (ppid === server.process.pid && cmdline.includes('upload-pack') && cmdline.includes('--stateless-rpc')) out.push(Number(name));
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return out;
+  return processesBelow(server.process.pid!)
+    .filter((p) => p.argv.includes('upload-pack') && p.argv.includes('--stateless-rpc'))
+    .map((p) => p.pid);
 }
 
 async function eventually(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
@@ -148,6 +139,9 @@ describe('git output over HTTPS', () => {
     assert.equal(res.statusCode, 200);
     await new Promise<void>((resolve) => res.once('data', () => resolve()));
     res.pause();
+    const [uploadPack] = uploadPacks();
+    assert.ok(uploadPack, 'git upload-pack is running');
+    assert.match(readlinkSync(`/proc/${uploadPack}/fd/1`), /^socket:/, "git's stdout is a socket, not a pipe");
     assert.deepEqual(readdirSync(run).filter((name) => name.startsWith('o-')), [], 'the listening socket is removed once git has its end');
     res.resume();
     for await (const _chunk of res as AsyncIterable<Buffer>) void _chunk;

@@ -4,12 +4,13 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { addSshKey, createProject, createRepo } from '../helpers/fixtures.js';
 import { ADMIN, eventually, git, gitOk, makeWorkTree, sshCommand, sshKeyPair, startServer, type SshKeyPair, type TestServer } from '../helpers/server.js';
+import { processesBelow } from '../helpers/processes.js';
 import { removeTempDirs, tempDir } from '../helpers/tmp.js';
 
 after(() => removeTempDirs());
@@ -57,23 +58,7 @@ function startClone(server: TestServer, url: string, key: SshKeyPair, dest: stri
 
 /** Whether a `git pack-objects` runs below the server (directly, or under sshd and its session command). */
 function packing(serverPid: number): boolean {
-  const parents = new Map<number, number>();
-  const commands = new Map<number, string>();
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      parents.set(Number(name), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
-      commands.set(Number(name), readFileSync(`/proc/${name}/cmdline`, 'utf8'));
-    } catch {
-      // exited meanwhile
-    }
-  }
-  for (const [pid, command] of commands) {
-    if (!command.split('\0').includes('pack-objects')) continue;
-    for (let p = parents.get(pid); p !== undefined && p > 1; p = parents.get(p)) if (p === serverPid) return true;
-  }
-  return false;
+  return processesBelow(serverPid).some((p) => p.argv.includes('pack-objects'));
 }
 
 for (const transport of ['https', 'ssh'] as const) {

@@ -153,7 +153,7 @@ export class GitOutput {
     this.release();
   }
 
-  /** Nothing more is read: the current batch goes back to the shared ones once its writes are done. */
+  /** No more reads land in the current batch: it goes back to the shared ones once its writes are done. */
   private release(): void {
     this.current.done = true;
     releaseBatch(this.current);
@@ -216,8 +216,7 @@ export class GitOutput {
   private room(): Buffer {
     if (this.current.bytes.length - this.current.end < READ_ROOM) {
       this.send();
-      this.current.done = true;
-      releaseBatch(this.current);
+      this.release();
       this.current = takeBatch();
     }
     return this.current.bytes.subarray(this.current.end);
